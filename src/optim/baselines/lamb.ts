@@ -1,0 +1,43 @@
+import { parseOptions, field } from '../options.js';
+import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
+import { scaleByAdam } from '../transforms/scaleByAdam.js';
+import { scaleByTrustRatio } from '../transforms/scaleByTrustRatio.js';
+import { scaleByLearningRate } from '../transforms/scale.js';
+import { asSchedule, commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+
+const lambFields = {
+  learningRate: field.learningRate().default(1e-3),
+  beta1: field.beta().default(0.9),
+  beta2: field.beta().default(0.999),
+  epsilon: field.nonNegative().default(1e-6),
+  weightDecay: field.nonNegative().default(0),
+  excludeFromWeightDecay: field.patterns().optional(),
+  excludeFromLayerAdaptation: field.patterns().optional(),
+  ...commonFields,
+};
+
+export interface LambOptions {
+  learningRate?: LearningRate;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  weightDecay?: number;
+  /** Name patterns (regular expressions, searched) exempt from weight decay. */
+  excludeFromWeightDecay?: string[];
+  /** Name patterns exempt from the trust ratio; defaults to excludeFromWeightDecay (tensorflow_addons). */
+  excludeFromLayerAdaptation?: string[];
+  clipGlobalNorm?: number;
+}
+
+/**
+ * LAMB as tensorflow_addons: u = m̂/(√v̂ + ε) + wd·w; r = ‖w‖/‖u‖ (1 if either is 0); w ← w − lr·r·u.
+ */
+export function lamb(options: LambOptions = {}) {
+  const o = parseOptions('lamb', lambFields, options);
+  return makeOptimizer('lamb', o, withClipping(o.clipGlobalNorm, [
+    scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
+    except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
+    except(scaleByTrustRatio(), o.excludeFromLayerAdaptation ?? o.excludeFromWeightDecay),
+    scaleByLearningRate(asSchedule(o.learningRate)),
+  ]));
+}

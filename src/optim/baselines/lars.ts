@@ -1,0 +1,84 @@
+import { parseOptions, field } from '../options.js';
+import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
+import { scaleByTrustRatio } from '../transforms/scaleByTrustRatio.js';
+import { scaleByLearningRate } from '../transforms/scale.js';
+import { trace } from '../transforms/trace.js';
+import { asSchedule, commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+
+const larsFields = {
+  learningRate: field.learningRate(),
+  weightDecay: field.nonNegative().default(0),
+  trustCoefficient: field.nonNegative().default(1e-3),
+  epsilon: field.nonNegative().default(0),
+  momentum: field.beta().default(0.9),
+  nesterov: field.flag().default(false),
+  excludeFromWeightDecay: field.patterns().optional(),
+  excludeFromTrustRatio: field.patterns().optional(),
+  ...commonFields,
+};
+
+export interface LarsOptions {
+  learningRate: LearningRate;
+  weightDecay?: number;
+  /** η of the trust ratio η‖w‖/(‖u‖ + ε). */
+  trustCoefficient?: number;
+  epsilon?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  /** Name patterns exempt from weight decay (optax weight_decay_mask). */
+  excludeFromWeightDecay?: string[];
+  /** Name patterns exempt from the trust ratio (optax trust_ratio_mask); independent of the above. */
+  excludeFromTrustRatio?: string[];
+  clipGlobalNorm?: number;
+}
+
+type LarsParsed = ReturnType<typeof parseLars>;
+const parseLars = (name: string, shape: typeof larsFields, input: unknown) => parseOptions(name, shape, input);
+
+function larsChain(o: LarsParsed, ratioScale?: (t: number) => number) {
+  return withClipping(o.clipGlobalNorm, [
+    except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
+    except(
+      scaleByTrustRatio(ratioScale
+        ? { trustCoefficient: o.trustCoefficient, eps: o.epsilon, ratioScale }
+        : { trustCoefficient: o.trustCoefficient, eps: o.epsilon }),
+      o.excludeFromTrustRatio,
+    ),
+    // optax places the learning rate inside the momentum trace.
+    scaleByLearningRate(asSchedule(o.learningRate)),
+    trace({ decay: o.momentum, nesterov: o.nesterov }),
+  ]);
+}
+
+/**
+ * LARS as optax: u = g + wd·w; u ← u·η‖w‖/(‖u‖ + ε) (1 if either norm is 0); u ← −lr·u;
+ * t = u + μt, emitting t (or u + μt with Nesterov).
+ */
+export function lars(options: LarsOptions) {
+  const o = parseLars('lars', larsFields, options);
+  return makeOptimizer('lars', o, larsChain(o));
+}
+
+const tvlarsFields = {
+  ...larsFields,
+  lambda: field.nonNegative().default(1e-3),
+  alpha: field.positive().default(0.1),
+  delaySteps: field.real().default(0),
+  gammaMin: field.nonNegative().default(0),
+};
+
+export interface TvlarsOptions extends LarsOptions {
+  /** λ of φ(t) = 1/(α + e^{λ(t − d_e)}) + γ_min. */
+  lambda?: number;
+  alpha?: number;
+  /** d_e, in steps. */
+  delaySteps?: number;
+  gammaMin?: number;
+}
+
+/** TVLARS: LARS whose trust ratio is multiplied by φ(t) = 1/(α + e^{λ(t − d_e)}) + γ_min, t = step + 1. */
+export function tvlars(options: TvlarsOptions) {
+  const o = parseOptions('tvlars', tvlarsFields, options);
+  const phi = (t: number) => 1 / (o.alpha + Math.exp(o.lambda * (t - o.delaySteps))) + o.gammaMin;
+  return makeOptimizer('tvlars', o, larsChain(o, phi));
+}

@@ -1,0 +1,113 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Params } from '../tree/params.js';
+import { disposeReplaced, stateTensors, type StateTree } from '../tree/stateTree.js';
+import type { GradientTransformation } from './transform.js';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+}
+
+/** An optimizer's state: the transformation's state tree plus the parameter layout it was made for. */
+export interface OptimizerState {
+  readonly spec: readonly ParamSpec[];
+  readonly inner: StateTree;
+}
+
+const shapeText = (s: readonly number[]) => `[${s.join(',')}]`;
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * A named gradient transformation with validated options: what users construct (`lamb({...})`),
+ * step functionally, or hand to tfjs via asTfjsOptimizer().
+ */
+export class Optimizer<O extends object = object> {
+  constructor(
+    readonly name: string,
+    readonly options: Readonly<O>,
+    readonly transform: GradientTransformation,
+    /** The options as JSON (schedules as their configs); throws when an option cannot be serialized. */
+    private readonly serialize: () => Record<string, unknown>,
+  ) {}
+
+  init(params: Params): OptimizerState {
+    const spec = Object.entries(params).map(([name, t]) => ({ name, shape: t.shape.slice() }));
+    return { spec, inner: this.transform.init(params) };
+  }
+
+  /**
+   * The updates to add to the parameters, and the next state. Inputs are neither changed nor
+   * disposed; the new state may share tensors with the old one (dispose the old with
+   * disposeReplaced(old.inner, next.inner)).
+   */
+  update(grads: Params, state: OptimizerState, params: Params): { updates: Params; state: OptimizerState } {
+    this.check('gradient', grads, state.spec);
+    this.check('parameter', params, state.spec);
+    const r = tf.tidy(() => {
+      const { updates, state: inner } = this.transform.update(grads, state.inner, params);
+      // Updates never alias the caller's gradients or the state (e.g. a momentum trace), so the
+      // caller may dispose them freely.
+      const held = new Set<tf.Tensor>([...Object.values(grads), ...stateTensors(inner)]);
+      const fresh: Params = {};
+      for (const [name, u] of Object.entries(updates)) fresh[name] = held.has(u) ? tf.clone(u) : u;
+      return { updates: fresh, inner } as unknown as tf.TensorContainer;
+    }) as unknown as { updates: Params; inner: StateTree };
+    return { updates: r.updates, state: { spec: state.spec, inner: r.inner } };
+  }
+
+  /**
+   * One step: returns the new parameters and state, and disposes the parameters and state it
+   * replaced (not the gradients).
+   */
+  step(params: Params, grads: Params, state: OptimizerState): { params: Params; state: OptimizerState } {
+    this.check('gradient', grads, state.spec);
+    this.check('parameter', params, state.spec);
+    const r = tf.tidy(() => {
+      const { updates, state: inner } = this.transform.update(grads, state.inner, params);
+      const next: Params = {};
+      for (const [name, p] of Object.entries(params)) next[name] = tf.add(p, updates[name]!);
+      return { next, inner } as unknown as tf.TensorContainer;
+    }) as unknown as { next: Params; inner: StateTree };
+    disposeReplaced(state.inner, r.inner);
+    for (const [name, p] of Object.entries(params)) if (r.next[name] !== p) p.dispose();
+    return { params: r.next, state: { spec: state.spec, inner: r.inner } };
+  }
+
+  /** The JSON form `{ optimizer, options }` that createOptimizer() rebuilds. */
+  toConfig(): { optimizer: string; options: Record<string, unknown> } {
+    return { optimizer: this.name, options: this.serialize() };
+  }
+
+  private check(kind: 'gradient' | 'parameter', tree: Params, spec: readonly ParamSpec[]): void {
+    if (typeof tree !== 'object' || tree === null) {
+      throw new Error(`${this.name}: ${kind}s must be a map from parameter name to tensor; got ${String(tree)}`);
+    }
+    const given = Object.keys(tree);
+    if (given.length !== spec.length || spec.some((s) => !(s.name in tree))) {
+      const missing = spec.find((s) => !(s.name in tree));
+      if (missing) {
+        throw new Error(
+          `${this.name}: no ${kind} for parameter '${missing.name}' (expected names: ${spec.map((s) => s.name).join(', ')})`,
+        );
+      }
+      const extra = given.find((n) => !spec.some((s) => s.name === n));
+      throw new Error(
+        `${this.name}: ${kind} for unknown parameter '${extra}' (expected names: ${spec.map((s) => s.name).join(', ')})`,
+      );
+    }
+    for (const s of spec) {
+      const t = tree[s.name];
+      if (!(t instanceof tf.Tensor)) {
+        throw new Error(`${this.name}: ${kind} '${s.name}' is not a tensor`);
+      }
+      if (!sameShape(t.shape, s.shape)) {
+        throw new Error(
+          `${this.name}: ${kind} '${s.name}' has shape ${shapeText(t.shape)}, expected ${shapeText(s.shape)}`,
+        );
+      }
+    }
+  }
+}

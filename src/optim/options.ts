@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { isSchedule, type Schedule } from './schedules.js';
+import type { MupScale } from './transforms/scaleByMup.js';
+
+/** Field schemas whose messages say what is allowed (they complete "option 'x' …"). */
+const num = (what: string, ok: (x: number) => boolean) =>
+  z.number({ error: `must be ${what}` }).refine(ok, { error: `must be ${what}` });
+
+export const field = {
+  learningRate: () =>
+    z.custom<number | Schedule | ((count: number) => number)>(
+      (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0) || isSchedule(v) || typeof v === 'function',
+      { error: 'must be a finite number >= 0 or a schedule (a function of the step count)' },
+    ),
+  nonNegative: () => num('a finite number >= 0', (x) => x >= 0),
+  positive: () => num('a finite number > 0', (x) => x > 0),
+  beta: () => num('a finite number in [0, 1)', (x) => x >= 0 && x < 1),
+  real: () => num('a finite number', () => true),
+  flag: () => z.boolean({ error: 'must be true or false' }),
+  patterns: () =>
+    z.array(z.string(), { error: 'must be an array of regular-expression strings matched against parameter names' })
+      .refine((list) => list.every(isRegExpSource), { error: 'must hold valid regular expressions' }),
+  mupScale: () =>
+    z.custom<MupScale>(
+      (v) => typeof v === 'function' ||
+        (typeof v === 'object' && v !== null && !Array.isArray(v) &&
+          Object.values(v).every((s) => typeof s === 'number' && Number.isFinite(s) && s >= 0)),
+      { error: 'must map every parameter name to a finite number >= 0 (or be a function of name and shape)' },
+    ),
+};
+
+function isRegExpSource(s: string): boolean {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'number') return String(v);
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/**
+ * Validates an optimizer's options before any work: unknown names, missing required values and
+ * bad values all throw an Error naming the optimizer, the option, what was given and what is allowed.
+ */
+export function parseOptions<S extends z.ZodRawShape>(
+  optimizer: string,
+  shape: S,
+  input: unknown,
+): z.output<z.ZodObject<S>> {
+  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
+    throw new Error(`${optimizer}: options must be an object; got ${show(input)}`);
+  }
+  const given = (input ?? {}) as Record<string, unknown>;
+  const result = z.strictObject(shape).safeParse(given);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') {
+    throw new Error(
+      `${optimizer}: unknown option '${issue.keys[0]}'; allowed options: ${Object.keys(shape).join(', ')}`,
+    );
+  }
+  const key = String(issue.path[0] ?? '');
+  if (given[key] === undefined) {
+    throw new Error(`${optimizer}: option '${key}' is required; it ${issue.message}`);
+  }
+  const where = issue.path.length > 1 ? ` (at ${issue.path.join('.')})` : '';
+  throw new Error(`${optimizer}: option '${key}'${where} ${issue.message}; got ${show(given[key])}`);
+}
+
+/** A name predicate from regular-expression sources (re.search semantics, as tensorflow_addons). */
+export function matchesAny(patterns: readonly string[]): (name: string) => boolean {
+  const res = patterns.map((p) => new RegExp(p));
+  return (name) => res.some((r) => r.test(name));
+}

@@ -1,0 +1,9 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+
+/** Switches this test process to `name` (tests pin backends explicitly rather than auto-select). */
+export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
+  if (tf.getBackend() !== name) await tf.setBackend(name);
+  await tf.ready();
+}
