@@ -90,12 +90,12 @@ export class Optimizer<O extends object = object> {
       const missing = spec.find((s) => !(s.name in tree));
       if (missing) {
         throw new Error(
-          `${this.name}: no ${kind} for parameter '${missing.name}' (expected names: ${spec.map((s) => s.name).join(', ')})`,
+          `${this.name}: no ${kind} given for '${missing.name}' (expected names: ${spec.map((s) => s.name).join(', ')})`,
         );
       }
       const extra = given.find((n) => !spec.some((s) => s.name === n));
       throw new Error(
-        `${this.name}: ${kind} for unknown parameter '${extra}' (expected names: ${spec.map((s) => s.name).join(', ')})`,
+        `${this.name}: ${kind} given for unknown parameter '${extra}' (expected names: ${spec.map((s) => s.name).join(', ')})`,
       );
     }
     for (const s of spec) {
