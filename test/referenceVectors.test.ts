@@ -12,7 +12,7 @@ function gradients(c: ReferenceCase, params: Params): Params {
   const out: Params = {};
   for (const [name, w] of Object.entries(params)) {
     if (c.gradients === 'quadratic') out[name] = tf.mul(w, 2);
-    else if ('target' in c.gradients) out[name] = tf.sub(w, tf.tensor1d(c.gradients.target[name]!));
+    else if ('target' in c.gradients) out[name] = tf.sub(w, tf.tensor1d((c.gradients.target as Record<string, number[]>)[name]!));
     else out[name] = tf.tensor1d((c.gradients as Record<string, number[]>)[name]!);
   }
   return out;

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../tree/params.js';
 import { disposeReplaced, stateTensors, type StateTree } from '../tree/stateTree.js';
 import type { GradientTransformation } from './transform.js';
+import { TfjsOptimizer } from '../tfjs/adapter.js';
 
 export interface ParamSpec {
   name: string;
@@ -74,6 +75,11 @@ export class Optimizer<O extends object = object> {
     disposeReplaced(state.inner, r.inner);
     for (const [name, p] of Object.entries(params)) if (r.next[name] !== p) p.dispose();
     return { params: r.next, state: { spec: state.spec, inner: r.inner } };
+  }
+
+  /** This optimizer as a tf.Optimizer for model.compile / model.fit (state kept per variable position). */
+  asTfjsOptimizer(): TfjsOptimizer {
+    return new TfjsOptimizer(this as unknown as Optimizer);
   }
 
   /** The JSON form `{ optimizer, options }` that createOptimizer() rebuilds. */

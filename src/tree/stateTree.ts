@@ -29,6 +29,23 @@ export function stateLeaves(tree: StateTree): StateLeaf[] {
   return out;
 }
 
+/** A readable path for every leaf, in `stateLeaves` order ('1/mu/dense/kernel'). */
+export function stateLeafPaths(tree: StateTree): string[] {
+  const out: string[] = [];
+  const walk = (node: StateTree, path: string): void => {
+    if (node === null) return;
+    if (typeof node === 'number' || isTensor(node)) {
+      out.push(path);
+    } else if (Array.isArray(node)) {
+      node.forEach((child, i) => walk(child, path ? `${path}/${i}` : String(i)));
+    } else {
+      for (const key of Object.keys(node)) walk(node[key] as StateTree, path ? `${path}/${key}` : key);
+    }
+  };
+  walk(tree, '');
+  return out;
+}
+
 /** A copy of `tree` whose leaves are replaced, in `stateLeaves` order, by `leaves`. */
 export function replaceLeaves(tree: StateTree, leaves: readonly StateLeaf[]): StateTree {
   let i = 0;

@@ -1,0 +1,166 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
+import { createOptimizer } from '../optim/registry.js';
+import type { Params } from '../tree/params.js';
+import {
+  disposeReplaced,
+  disposeState,
+  replaceLeaves,
+  stateLeafPaths,
+  stateLeaves,
+  stateTensors,
+  type StateLeaf,
+} from '../tree/stateTree.js';
+
+import type { NamedTensor } from '@tensorflow/tfjs-core/dist/tensor_types.js';
+
+type Gradients = tf.NamedTensorMap | NamedTensor[];
+
+/**
+ * A lopt optimizer as a tf.Optimizer, for model.compile / model.fit. The state lives in tensors
+ * kept across tidy scopes and is matched to the model's variables by position (tfjs renames
+ * variables on reload); getWeights/setWeights carry the iteration counter first, then every state
+ * leaf in a fixed order, so model.save(..., { includeOptimizer: true }) round-trips.
+ */
+export class TfjsOptimizer extends tf.Optimizer {
+  static readonly className = 'lopt.Optimizer';
+
+  private names: string[] | null = null;
+  private state: OptimizerState | null = null;
+  /** State leaves restored by setWeights before the first step (the variables were not known yet). */
+  private restored: StateLeaf[] | null = null;
+
+  constructor(readonly optimizer: Optimizer) {
+    super();
+    this.iterations_ = 0;
+  }
+
+  private get label(): string {
+    return `${this.optimizer.name} (tfjs optimizer)`;
+  }
+
+  override applyGradients(variableGradients: Gradients): void {
+    const entries: [string, tf.Tensor][] = Array.isArray(variableGradients)
+      ? variableGradients.map((g) => [g.name, g.tensor])
+      : Object.entries(variableGradients);
+    const grads: Params = {};
+    const params: Params = {};
+    for (const [name, g] of entries) {
+      if (g == null) throw new Error(`${this.label}: gradient for variable '${name}' is null`);
+      const v = tf.engine().registeredVariables[name];
+      if (v === undefined) throw new Error(`${this.label}: no variable named '${name}' is registered`);
+      grads[name] = g;
+      params[name] = v;
+    }
+    if (this.state === null) this.start(params);
+    this.checkSameVariables(entries.map(([n]) => n));
+
+    const old = this.state!;
+    const { updates, state } = this.optimizer.update(grads, old, params);
+    tf.tidy(() => {
+      for (const [name, p] of Object.entries(params)) (p as tf.Variable).assign(tf.add(p, updates[name]!));
+    });
+    tf.dispose(Object.values(updates));
+    for (const t of stateTensors(state.inner)) tf.keep(t);
+    disposeReplaced(old.inner, state.inner);
+    this.state = state;
+    this.incrementIterations();
+  }
+
+  private start(params: Params): void {
+    this.names = Object.keys(params);
+    const fresh = tf.tidy(() => this.optimizer.init(params) as unknown as tf.TensorContainer) as unknown as OptimizerState;
+    for (const t of stateTensors(fresh.inner)) tf.keep(t);
+    this.state = fresh;
+    if (this.restored !== null) {
+      const restored = this.restored;
+      this.restored = null;
+      this.adopt(restored);
+    }
+  }
+
+  /** Variables are matched by position: a different count or shape is an error, not a silent reset. */
+  private checkSameVariables(names: string[]): void {
+    const known = this.names!;
+    if (names.length !== known.length) {
+      throw new Error(
+        `${this.label}: got gradients for ${names.length} variables, but its state was built for ${known.length} (${known.join(', ')})`,
+      );
+    }
+    this.names = names;
+  }
+
+  /** Replaces the current state's leaves with `leaves` after checking count and shapes. */
+  private adopt(leaves: StateLeaf[]): void {
+    const state = this.state!;
+    const current = stateLeaves(state.inner);
+    const paths = stateLeafPaths(state.inner);
+    if (leaves.length !== current.length) {
+      disposeState(leaves as never);
+      throw new Error(
+        `${this.label}: setWeights got ${leaves.length} state tensors after the iteration counter, but this optimizer's state for these variables has ${current.length}`,
+      );
+    }
+    const next = leaves.map((leaf, i) => {
+      const cur = current[i]!;
+      if (typeof cur === 'number') return typeof leaf === 'number' ? leaf : leaf.dataSync()[0]!;
+      const t = leaf as tf.Tensor;
+      if (!(t instanceof tf.Tensor) || t.shape.join(',') !== cur.shape.join(',')) {
+        throw new Error(
+          `${this.label}: setWeights state tensor ${i + 1} ('${paths[i]}') has shape [${t instanceof tf.Tensor ? t.shape.join(',') : typeof t}], expected [${cur.shape.join(',')}]`,
+        );
+      }
+      return t;
+    });
+    const inner = replaceLeaves(state.inner, next);
+    disposeReplaced(state.inner, inner);
+    for (const leaf of current) if (typeof leaf !== 'number' && !next.includes(leaf)) leaf.dispose();
+    this.state = { spec: state.spec, inner };
+  }
+
+  override async getWeights(): Promise<NamedTensor[]> {
+    const out = [await this.saveIterations()];
+    if (this.state === null) return out;
+    const paths = stateLeafPaths(this.state.inner);
+    stateLeaves(this.state.inner).forEach((leaf, i) => {
+      out.push({ name: `lopt/${paths[i]}`, tensor: typeof leaf === 'number' ? tf.scalar(leaf) : leaf });
+    });
+    return out;
+  }
+
+  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    const rest = await this.extractIterations(weightValues);
+    // The caller (tfjs-layers' loader) disposes what it passes in: keep copies.
+    const leaves = rest.map((w) => tf.keep(tf.clone(w.tensor)));
+    if (this.state === null) {
+      if (this.restored !== null) disposeState(this.restored as never);
+      this.restored = leaves;
+    } else {
+      this.adopt(leaves);
+    }
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return this.optimizer.toConfig() as unknown as tf.serialization.ConfigDict;
+  }
+
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    _cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict,
+  ): T {
+    const { optimizer, options } = config as { optimizer?: unknown; options?: unknown };
+    if (typeof optimizer !== 'string') {
+      throw new Error(`lopt.Optimizer config: 'optimizer' must be an optimizer name; got ${JSON.stringify(optimizer)}`);
+    }
+    return new TfjsOptimizer(createOptimizer(optimizer, (options ?? {}) as Record<string, unknown>)) as unknown as T;
+  }
+
+  override dispose(): void {
+    if (this.state !== null) disposeState(this.state.inner);
+    if (this.restored !== null) disposeState(this.restored as never);
+    this.state = null;
+    this.restored = null;
+  }
+}
+
+tf.serialization.registerClass(TfjsOptimizer);
