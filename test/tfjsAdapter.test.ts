@@ -7,6 +7,7 @@ import { adam } from '../src/optim/baselines/adam.js';
 import type { Optimizer } from '../src/optim/optimizer.js';
 import { warmupCosine } from '../src/optim/schedules.js';
 import { TfjsOptimizer } from '../src/tfjs/adapter.js';
+import '../src/optim/registry.js'; // registers lopt.Optimizer with tfjs serialization
 import type { Params } from '../src/tree/params.js';
 import { mismatch } from './helpers/reference.js';
 import { useBackend } from './helpers/backend.js';

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
-import { createOptimizer } from '../optim/registry.js';
 import type { Params } from '../tree/params.js';
 import {
   disposeReplaced,
@@ -21,6 +20,7 @@ type Gradients = tf.NamedTensorMap | NamedTensor[];
  * kept across tidy scopes and is matched to the model's variables by position (tfjs renames
  * variables on reload); getWeights/setWeights carry the iteration counter first, then every state
  * leaf in a fixed order, so model.save(..., { includeOptimizer: true }) round-trips.
+ * Loading builds it back by name: the optimizer registry registers the class with tfjs.
  */
 export class TfjsOptimizer extends tf.Optimizer {
   static readonly className = 'lopt.Optimizer';
@@ -144,17 +144,6 @@ export class TfjsOptimizer extends tf.Optimizer {
     return this.optimizer.toConfig() as unknown as tf.serialization.ConfigDict;
   }
 
-  static override fromConfig<T extends tf.serialization.Serializable>(
-    _cls: tf.serialization.SerializableConstructor<T>,
-    config: tf.serialization.ConfigDict,
-  ): T {
-    const { optimizer, options } = config as { optimizer?: unknown; options?: unknown };
-    if (typeof optimizer !== 'string') {
-      throw new Error(`lopt.Optimizer config: 'optimizer' must be an optimizer name; got ${JSON.stringify(optimizer)}`);
-    }
-    return new TfjsOptimizer(createOptimizer(optimizer, (options ?? {}) as Record<string, unknown>)) as unknown as T;
-  }
-
   override dispose(): void {
     if (this.state !== null) disposeState(this.state.inner);
     if (this.restored !== null) disposeState(this.restored as never);
@@ -163,4 +152,3 @@ export class TfjsOptimizer extends tf.Optimizer {
   }
 }
 
-tf.serialization.registerClass(TfjsOptimizer);
