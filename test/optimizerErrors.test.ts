@@ -69,6 +69,19 @@ describe('mismatched gradients and parameters', () => {
   });
 });
 
+describe('hyperparameters cannot be changed silently', () => {
+  it('options are frozen and the tfjs setters throw with what to do instead', () => {
+    const o = lars({ learningRate: 0.1 });
+    expect(() => {
+      (o.options as { learningRate: number }).learningRate = 1;
+    }).toThrow(/read only|read-only|not extensible|Cannot assign/);
+    expect(o.options.learningRate).toBe(0.1);
+    const t = o.asTfjsOptimizer();
+    expect(() => t.setLearningRate(1)).toThrow(/lars \(tfjs optimizer\): hyperparameters are fixed at construction; pass a schedule/);
+    expect(() => t.setMomentum(0.5)).toThrow(/build a new optimizer with lars\(\{ momentum \}\)/);
+  });
+});
+
 describe('serialization', () => {
   it('toConfig round-trips through createOptimizer, schedules included', () => {
     const o = lamb({ learningRate: scheduleFromConfig({ type: 'warmupCosine', peak: 1e-3, warmupSteps: 10, totalSteps: 100 }), weightDecay: 0.01, excludeFromWeightDecay: ['bias'] });

@@ -32,7 +32,12 @@ export class Optimizer<O extends object = object> {
     readonly transform: GradientTransformation,
     /** The options as JSON (schedules as their configs); throws when an option cannot be serialized. */
     private readonly serialize: () => Record<string, unknown>,
-  ) {}
+  ) {
+    // Hyperparameters are fixed at construction: changing one later must fail loudly, never be
+    // silently ignored (as tfjs's own setMomentum is). Use a schedule, or build a new optimizer.
+    Object.freeze(options);
+    Object.freeze(this);
+  }
 
   init(params: Params): OptimizerState {
     const spec = Object.entries(params).map(([name, t]) => ({ name, shape: t.shape.slice() }));

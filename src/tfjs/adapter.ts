@@ -118,6 +118,21 @@ export class TfjsOptimizer extends tf.Optimizer {
     this.state = { spec: state.spec, inner };
   }
 
+  /** Refused: a lopt optimizer's hyperparameters are fixed (tfjs's own setter is silently ignored). */
+  setLearningRate(_lr: number): never {
+    throw new Error(
+      `${this.label}: hyperparameters are fixed at construction; pass a schedule as learningRate ` +
+        `(warmupCosine, …) or build a new optimizer with ${this.optimizer.name}({ learningRate })`,
+    );
+  }
+
+  /** Refused, for the same reason as setLearningRate. */
+  setMomentum(_momentum: number): never {
+    throw new Error(
+      `${this.label}: hyperparameters are fixed at construction; build a new optimizer with ${this.optimizer.name}({ momentum })`,
+    );
+  }
+
   override async getWeights(): Promise<NamedTensor[]> {
     const out = [await this.saveIterations()];
     if (this.state === null) return out;

@@ -1,0 +1,28 @@
+import { initBackend } from '../backend/select.js';
+import { benchMlpStep } from './mlpStep.js';
+import { benchOptimizerSteps } from './optimizerSteps.js';
+import type { BenchRow } from './row.js';
+
+/** `npm run bench`: every speed figure of the project as a ratio measured in this run, beside its goal. */
+async function main(): Promise<void> {
+  const backend = await initBackend({ backend: 'wasm' });
+  const rows: BenchRow[] = [];
+  rows.push(...(await benchMlpStep()));
+  rows.push(...benchOptimizerSteps());
+
+  const width = Math.max(...rows.map((r) => r.name.length));
+  console.log(`lopt benchmarks on ${backend} (ratios measured in one run)\n`);
+  console.log(`${'figure'.padEnd(width)}  ${'ratio'.padStart(7)}  ${'goal'.padEnd(13)}  status  detail`);
+  for (const r of rows) {
+    console.log(
+      `${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(7)}  ${r.goal.padEnd(13)}  ${(r.ok ? 'ok' : 'MISSED').padEnd(6)}  ${r.detail ?? ''}`,
+    );
+  }
+  const missed = rows.filter((r) => !r.ok).length;
+  console.log(`\n${rows.length - missed} goals met, ${missed} missed`);
+}
+
+main().catch((e: unknown) => {
+  console.error(`lopt bench: ${(e as Error).stack ?? String(e)}`);
+  process.exitCode = 1;
+});
