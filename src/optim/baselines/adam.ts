@@ -3,7 +3,7 @@ import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { scaleByAdam } from '../transforms/scaleByAdam.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
 import { scaleByMup, type MupScale } from '../transforms/scaleByMup.js';
-import { asSchedule, commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
 
 const adamFields = {
   learningRate: field.learningRate().default(1e-3),
@@ -30,7 +30,7 @@ export function adam(options: AdamOptions = {}) {
   return makeOptimizer('adam', o, withClipping(o.clipGlobalNorm, [
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
     scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
-    scaleByLearningRate(asSchedule(o.learningRate)),
+    scaleByLearningRate(o.learningRate),
   ]));
 }
 
@@ -40,7 +40,7 @@ export function adamw(options: AdamOptions = {}) {
   return makeOptimizer('adamw', o, withClipping(o.clipGlobalNorm, [
     scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
-    scaleByLearningRate(asSchedule(o.learningRate)),
+    scaleByLearningRate(o.learningRate),
   ]));
 }
 
@@ -56,6 +56,6 @@ export function muadam(options: MuAdamOptions) {
   return makeOptimizer('muadam', o, withClipping(o.clipGlobalNorm, [
     scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
     scaleByMup(o.mupScale),
-    scaleByLearningRate(asSchedule(o.learningRate)),
+    scaleByLearningRate(o.learningRate),
   ]));
 }

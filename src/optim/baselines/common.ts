@@ -1,4 +1,5 @@
-import { isSchedule, type Schedule } from '../schedules.js';
+import type { Schedule } from '../schedules.js';
+import type { StateTree } from '../../tree/stateTree.js';
 import { chain, identity, type GradientTransformation } from '../transform.js';
 import { clipByGlobalNorm } from '../transforms/clipByGlobalNorm.js';
 import { masked } from '../transforms/masked.js';
@@ -13,13 +14,8 @@ export const commonFields = {
   clipGlobalNorm: field.positive().optional(),
 };
 
-export function asSchedule(lr: LearningRate): number | Schedule {
-  if (typeof lr === 'number' || isSchedule(lr)) return lr;
-  return Object.assign((count: number) => lr(count), { config: undefined as never });
-}
-
 /** `inner` applied to the tensors whose names match none of `exclude` (all tensors when empty). */
-export function except<S extends import('../../tree/stateTree.js').StateTree>(
+export function except<S extends StateTree>(
   inner: GradientTransformation<S>,
   exclude: readonly string[] | undefined,
 ): GradientTransformation<any> {

@@ -3,7 +3,7 @@ import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { scaleByAdam } from '../transforms/scaleByAdam.js';
 import { scaleByTrustRatio } from '../transforms/scaleByTrustRatio.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
-import { asSchedule, commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
 
 const lambFields = {
   learningRate: field.learningRate().default(1e-3),
@@ -38,6 +38,6 @@ export function lamb(options: LambOptions = {}) {
     scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
     except(scaleByTrustRatio(), o.excludeFromLayerAdaptation ?? o.excludeFromWeightDecay),
-    scaleByLearningRate(asSchedule(o.learningRate)),
+    scaleByLearningRate(o.learningRate),
   ]));
 }

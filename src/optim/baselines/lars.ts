@@ -3,7 +3,7 @@ import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { scaleByTrustRatio } from '../transforms/scaleByTrustRatio.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
 import { trace } from '../transforms/trace.js';
-import { asSchedule, commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
 
 const larsFields = {
   learningRate: field.learningRate(),
@@ -45,7 +45,7 @@ function larsChain(o: LarsParsed, ratioScale?: (t: number) => number) {
       o.excludeFromTrustRatio,
     ),
     // optax places the learning rate inside the momentum trace.
-    scaleByLearningRate(asSchedule(o.learningRate)),
+    scaleByLearningRate(o.learningRate),
     trace({ decay: o.momentum, nesterov: o.nesterov }),
   ]);
 }

@@ -3,7 +3,7 @@ import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { trace } from '../transforms/trace.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
 import { identity } from '../transform.js';
-import { asSchedule, commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
 
 const sgdFields = {
   learningRate: field.learningRate(),
@@ -33,7 +33,7 @@ function build(name: string, input: unknown, defaults: Partial<SgdOptions>) {
   return makeOptimizer(name, o, withClipping(o.clipGlobalNorm, [
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
     o.momentum > 0 ? trace({ decay: o.momentum, nesterov: o.nesterov }) : identity,
-    scaleByLearningRate(asSchedule(o.learningRate)),
+    scaleByLearningRate(o.learningRate),
   ]));
 }
 

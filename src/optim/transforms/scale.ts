@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mapParams } from '../../tree/params.js';
 import type { GradientTransformation } from '../transform.js';
-import type { Schedule } from '../schedules.js';
 
 export interface CountState {
   [key: string]: number;
@@ -26,8 +25,8 @@ export function scaleBySchedule(schedule: (count: number) => number): GradientTr
   };
 }
 
-/** −lr (descent direction), constant or scheduled. */
-export function scaleByLearningRate(lr: number | Schedule): GradientTransformation<CountState | null> {
+/** −lr (descent direction), constant or a function of the step count (a schedule). */
+export function scaleByLearningRate(lr: number | ((count: number) => number)): GradientTransformation<CountState | null> {
   if (typeof lr === 'number') return scale(-lr) as GradientTransformation<CountState | null>;
   return scaleBySchedule((count) => -lr(count)) as GradientTransformation<CountState | null>;
 }
