@@ -116,8 +116,22 @@ describe('serialization through model.save / loadLayersModel', () => {
     const w = await o.getWeights();
     expect(w.map((n) => n.name)).toEqual(['iter', 'lopt/2/count', 'lopt/2/mu/adapter_test/w', 'lopt/2/nu/adapter_test/w']);
     await expect(o.setWeights(w.slice(0, 3))).rejects.toThrow(/setWeights got 2 state tensors after the iteration counter, but this optimizer's state for these variables has 3/);
+    // State is keyed by position: a renamed variable (as after a reload) continues with the same moments.
+    const renamed = tf.variable(tf.ones([3]), true, 'adapter_test/w_1');
+    o.applyGradients({ 'adapter_test/w_1': tf.fill([3], -1) });
+    expect(o.iterations).toBe(3);
+    // Third Adam step (g = 1, 1, −1): m̂ and v̂ carry the first two steps; a fresh state would step +0.1.
+    const m3 = 0.1 * 0.9 * 0.9 + 0.1 * 0.9 - 0.1;
+    const v3 = 0.001 * 0.999 * 0.999 + 0.001 * 0.999 + 0.001;
+    const step = (-0.1 * m3) / (1 - 0.9 ** 3) / (Math.sqrt(v3 / (1 - 0.999 ** 3)) + 1e-8);
+    expect(renamed.dataSync()[0]).toBeCloseTo(1 + step, 5);
+    expect(() => o.applyGradients({ 'adapter_test/w': tf.ones([3]), 'adapter_test/w_1': tf.ones([3]) })).toThrow(
+      /got gradients for 2 variables, but its state was built for 1 \(adapter_test\/w\)/,
+    );
+    expect(() => o.applyGradients({ 'adapter_test/nope': tf.ones([3]) })).toThrow(/no variable named 'adapter_test\/nope' is registered/);
     o.dispose();
     v.dispose();
+    renamed.dispose();
   });
 
   it('keeps numTensors flat over many fit steps', async () => {

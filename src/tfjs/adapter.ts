@@ -25,7 +25,6 @@ type Gradients = tf.NamedTensorMap | NamedTensor[];
 export class TfjsOptimizer extends tf.Optimizer {
   static readonly className = 'lopt.Optimizer';
 
-  private names: string[] | null = null;
   private state: OptimizerState | null = null;
   /** State leaves restored by setWeights before the first step (the variables were not known yet). */
   private restored: StateLeaf[] | null = null;
@@ -43,22 +42,33 @@ export class TfjsOptimizer extends tf.Optimizer {
     const entries: [string, tf.Tensor][] = Array.isArray(variableGradients)
       ? variableGradients.map((g) => [g.name, g.tensor])
       : Object.entries(variableGradients);
-    const grads: Params = {};
-    const params: Params = {};
-    for (const [name, g] of entries) {
+    const variables = entries.map(([name, g]) => {
       if (g == null) throw new Error(`${this.label}: gradient for variable '${name}' is null`);
       const v = tf.engine().registeredVariables[name];
       if (v === undefined) throw new Error(`${this.label}: no variable named '${name}' is registered`);
-      grads[name] = g;
-      params[name] = v;
+      return v;
+    });
+    if (this.state === null) {
+      this.start(Object.fromEntries(entries.map(([name], i) => [name, variables[i]!])));
     }
-    if (this.state === null) this.start(params);
-    this.checkSameVariables(entries.map(([n]) => n));
+    // Keyed by position: the i-th variable is the state's i-th parameter, whatever tfjs calls it now.
+    const spec = this.state!.spec;
+    if (entries.length !== spec.length) {
+      throw new Error(
+        `${this.label}: got gradients for ${entries.length} variables, but its state was built for ${spec.length} (${spec.map((p) => p.name).join(', ')})`,
+      );
+    }
+    const grads: Params = {};
+    const params: Params = {};
+    spec.forEach((p, i) => {
+      grads[p.name] = entries[i]![1];
+      params[p.name] = variables[i]!;
+    });
 
     const old = this.state!;
     const { updates, state } = this.optimizer.update(grads, old, params);
     tf.tidy(() => {
-      for (const [name, p] of Object.entries(params)) (p as tf.Variable).assign(tf.add(p, updates[name]!));
+      spec.forEach((p, i) => variables[i]!.assign(tf.add(variables[i]!, updates[p.name]!)));
     });
     tf.dispose(Object.values(updates));
     for (const t of stateTensors(state.inner)) tf.keep(t);
@@ -68,7 +78,6 @@ export class TfjsOptimizer extends tf.Optimizer {
   }
 
   private start(params: Params): void {
-    this.names = Object.keys(params);
     const fresh = tf.tidy(() => this.optimizer.init(params) as unknown as tf.TensorContainer) as unknown as OptimizerState;
     for (const t of stateTensors(fresh.inner)) tf.keep(t);
     this.state = fresh;
@@ -77,17 +86,6 @@ export class TfjsOptimizer extends tf.Optimizer {
       this.restored = null;
       this.adopt(restored);
     }
-  }
-
-  /** Variables are matched by position: a different count or shape is an error, not a silent reset. */
-  private checkSameVariables(names: string[]): void {
-    const known = this.names!;
-    if (names.length !== known.length) {
-      throw new Error(
-        `${this.label}: got gradients for ${names.length} variables, but its state was built for ${known.length} (${known.join(', ')})`,
-      );
-    }
-    this.names = names;
   }
 
   /** Replaces the current state's leaves with `leaves` after checking count and shapes. */
