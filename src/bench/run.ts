@@ -1,6 +1,8 @@
 import { initBackend } from '../backend/select.js';
+import { benchDataLoading } from './dataLoading.js';
 import { benchMlpStep } from './mlpStep.js';
 import { benchOptimizerSteps } from './optimizerSteps.js';
+import { benchPopulation } from './population.js';
 import type { BenchRow } from './row.js';
 
 /** `npm run bench`: every speed figure of the project as a ratio measured in this run, beside its goal. */
@@ -9,10 +11,12 @@ async function main(): Promise<void> {
   const rows: BenchRow[] = [];
   rows.push(...(await benchMlpStep()));
   rows.push(...benchOptimizerSteps());
+  rows.push(...benchPopulation());
+  rows.push(...benchDataLoading());
 
   const width = Math.max(...rows.map((r) => r.name.length));
-  console.log(`lopt benchmarks on ${backend} (ratios measured in one run)\n`);
-  console.log(`${'figure'.padEnd(width)}  ${'ratio'.padStart(7)}  ${'goal'.padEnd(13)}  status  detail`);
+  console.log(`lopt benchmarks on ${backend} (figures measured in this run: ratios unless the name gives a unit)\n`);
+  console.log(`${'figure'.padEnd(width)}  ${'value'.padStart(7)}  ${'goal'.padEnd(13)}  status  detail`);
   for (const r of rows) {
     console.log(
       `${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(7)}  ${r.goal.padEnd(13)}  ${(r.ok ? 'ok' : 'MISSED').padEnd(6)}  ${r.detail ?? ''}`,

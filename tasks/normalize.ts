@@ -1,0 +1,24 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * learned_optimization's classification meta-loss normalizer: clip(l, 0, 1.5·ln C), with NaN/Inf
+ * mapped to that maximum so a diverged inner run costs the most, never nothing.
+ */
+export function classificationNormalizer(numClasses: number): (loss: tf.Tensor) => tf.Tensor {
+  const max = 1.5 * Math.log(numClasses);
+  return (loss) =>
+    tf.tidy(() => {
+      const finite = tf.logicalNot(tf.logicalOr(tf.isNaN(loss), tf.isInf(loss)));
+      return tf.where(finite, tf.clipByValue(loss, 0, max), tf.fill(loss.shape, max));
+    });
+}
+
+/** Mean softmax cross-entropy per member: logits [P, B, C], integer labels [P, B] → [P]. */
+export function crossEntropyPerMember(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor1D {
+  const classes = logits.shape[logits.shape.length - 1]!;
+  const logp = tf.logSoftmax(logits);
+  const onehot = tf.oneHot(tf.cast(labels, 'int32'), classes);
+  const nll = tf.neg(tf.sum(tf.mul(onehot, logp), -1));
+  const axes = Array.from({ length: nll.rank - 1 }, (_, i) => i + 1);
+  return tf.mean(nll, axes) as tf.Tensor1D;
+}
