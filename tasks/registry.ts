@@ -1,4 +1,14 @@
 import { MLP_NAME_FORM, mlpTask, parseMlpName } from './mlp.js';
+import {
+  logisticRegressionTask,
+  noisyQuadraticTask,
+  parseLogisticRegressionName,
+  parseNoisyQuadraticName,
+  parseQuadraticName,
+  parseRosenbrockName,
+  quadraticTask,
+  rosenbrockTask,
+} from './synthetic/index.js';
 import type { Task } from './types.js';
 
 interface TaskKind {
@@ -11,6 +21,18 @@ interface TaskKind {
 
 const KINDS: TaskKind[] = [
   { prefix: 'mlp-', form: MLP_NAME_FORM, build: (n) => mlpTask(parseMlpName(n)) },
+  { prefix: 'quadratic-', form: 'quadratic-d<dim>-k<condition>[-diag]', build: (n) => quadraticTask(parseQuadraticName(n)) },
+  {
+    prefix: 'noisy-quadratic-',
+    form: 'noisy-quadratic-d<dim>-b<batch>',
+    build: (n) => noisyQuadraticTask(parseNoisyQuadraticName(n)),
+  },
+  { prefix: 'rosenbrock-', form: 'rosenbrock-d<dim>', build: (n) => rosenbrockTask(parseRosenbrockName(n)) },
+  {
+    prefix: 'logreg-',
+    form: 'logreg-d<dim>-c<classes>-b<batch>[-n<points>]',
+    build: (n) => logisticRegressionTask(parseLogisticRegressionName(n)),
+  },
 ];
 
 /** Every accepted task-name form. */
