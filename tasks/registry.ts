@@ -1,4 +1,6 @@
+import { CONV_NAME_FORM, convTask, parseConvName } from './conv.js';
 import { MLP_NAME_FORM, mlpTask, parseMlpName } from './mlp.js';
+import { TRANSFORMER_NAME_FORM, parseTransformerName, transformerTask } from './transformer.js';
 import {
   logisticRegressionTask,
   noisyQuadraticTask,
@@ -21,6 +23,8 @@ interface TaskKind {
 
 const KINDS: TaskKind[] = [
   { prefix: 'mlp-', form: MLP_NAME_FORM, build: (n) => mlpTask(parseMlpName(n)) },
+  { prefix: 'conv-', form: CONV_NAME_FORM, build: (n) => convTask(parseConvName(n)) },
+  { prefix: 'transformer-', form: TRANSFORMER_NAME_FORM, build: (n) => transformerTask(parseTransformerName(n)) },
   { prefix: 'quadratic-', form: 'quadratic-d<dim>-k<condition>[-diag]', build: (n) => quadraticTask(parseQuadraticName(n)) },
   {
     prefix: 'noisy-quadratic-',

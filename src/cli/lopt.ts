@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { initBackend, parseBackendName } from '../backend/select.js';
 import { OPTIMIZERS, isOptimizerName, type OptimizerName } from '../optim/registry.js';
 import { demoOptimizers } from './demo.js';
+import { describeTasks } from './tasksCommand.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -51,6 +52,15 @@ program
     for (const r of rows) {
       console.log(`${pad(r.optimizer, 10)} ${pad(r.initialLoss.toFixed(4), 11)} ${pad(r.finalLoss.toFixed(4), 11)} ${r.msPerStep.toFixed(2)}`);
     }
+  });
+
+program
+  .command('tasks')
+  .description('list the task-name forms, one task\'s metadata (--task), or a suite (--suite)')
+  .option('--task <name>', 'a task name, e.g. mlp-mnist8-w32-d1')
+  .option('--suite <name|file>', 'smoke, generalization, or a suite JSON file')
+  .action((o: { task?: string; suite?: string }) => {
+    for (const line of describeTasks(o)) console.log(line);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

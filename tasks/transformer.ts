@@ -1,0 +1,234 @@
+// A character-level transformer LM on Moby Dick, in μP and SP twins, natively batched over the
+// population: every product is a [P, ...] batched matMul (the wasm fast path), and token
+// embedding/targets are one-hot products, so no gather (and its cpu-fallback gradient) is needed.
+// Pre-LayerNorm blocks, ReLU MLP (4×width), no biases in the linear maps (LayerNorm has them).
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { parseOptions } from '../src/optim/options.js';
+import type { Params } from '../src/tree/params.js';
+import { textBatches } from './data/batches.js';
+import { loadText, type TextDataset } from './data/text.js';
+import { initPopulation, type InitRule } from './init.js';
+import { classificationNormalizer, crossEntropyPerMember } from './normalize.js';
+import type { Batch, BatchStream, Parametrization, Split, Task } from './types.js';
+
+export interface TransformerConfig {
+  /** d_model. */
+  width: number;
+  /** Number of blocks. */
+  depth: number;
+  /** Attention heads; must divide width. */
+  heads: number;
+  seqLen: number;
+  batchSize: number;
+  parametrization: Parametrization;
+}
+
+const MAX_SEQ_LEN = 4096;
+const LN_EPS = 1e-5;
+const MLP_RATIO = 4;
+
+const intIn = (lo: number, hi: number) =>
+  z.custom<number>((v) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi, {
+    error: `must be an integer in [${lo}, ${hi}]`,
+  });
+
+const transformerFields = {
+  width: intIn(1, 8192),
+  depth: intIn(1, 64),
+  heads: intIn(1, 8192),
+  seqLen: intIn(1, MAX_SEQ_LEN),
+  batchSize: intIn(1, 65536),
+  parametrization: z.custom<Parametrization>((v) => v === 'mup' || v === 'sp', { error: 'must be one of "mup", "sp"' }),
+};
+
+/** Throws (naming the task, field, value and what is allowed) unless `cfg` is a valid TransformerConfig. */
+export function validateTransformerConfig(cfg: unknown): TransformerConfig {
+  const c = parseOptions('transformer task', transformerFields, cfg) as TransformerConfig;
+  if (c.width % c.heads !== 0) {
+    throw new Error(`transformer task: option 'heads' must divide width (${c.width}); got ${c.heads}`);
+  }
+  return c;
+}
+
+/** Canonical name, e.g. transformer-mobydick-w64-d2-h4-t32-b16-mup. */
+export function transformerName(cfg: TransformerConfig): string {
+  const c = validateTransformerConfig(cfg);
+  return `transformer-mobydick-w${c.width}-d${c.depth}-h${c.heads}-t${c.seqLen}-b${c.batchSize}-${c.parametrization}`;
+}
+
+export const TRANSFORMER_NAME_FORM = 'transformer-mobydick-w{width}-d{depth}-h{heads}-t{seqLen}-b{batchSize}-{mup|sp}';
+const NAME_RE = /^transformer-mobydick-w([1-9]\d*)-d([1-9]\d*)-h([1-9]\d*)-t([1-9]\d*)-b([1-9]\d*)-(mup|sp)$/;
+
+/** The config a canonical transformer name stands for; exactly the names transformerName emits. */
+export function parseTransformerName(name: string): TransformerConfig {
+  const m = NAME_RE.exec(name);
+  if (m === null) {
+    throw new Error(`transformer task: cannot parse name '${name}'; expected ${TRANSFORMER_NAME_FORM}, e.g. transformer-mobydick-w64-d2-h4-t32-b16-mup`);
+  }
+  return validateTransformerConfig({
+    width: Number(m[1]),
+    depth: Number(m[2]),
+    heads: Number(m[3]),
+    seqLen: Number(m[4]),
+    batchSize: Number(m[5]),
+    parametrization: m[6],
+  });
+}
+
+/** μP divides attention logits by d_head (Tensor Programs V); SP by √d_head. */
+export function attentionLogitScale(parametrization: Parametrization, dHead: number): number {
+  return parametrization === 'mup' ? 1 / dHead : 1 / Math.sqrt(dHead);
+}
+
+function transformerShapes(c: TransformerConfig, vocab: number): Record<string, number[]> {
+  const d = c.width;
+  const shapes: Record<string, number[]> = { 'embed/tokens': [vocab, d], 'embed/positions': [c.seqLen, d] };
+  for (let l = 0; l < c.depth; l++) {
+    Object.assign(shapes, {
+      [`block${l}/norm1/scale`]: [d],
+      [`block${l}/norm1/bias`]: [d],
+      [`block${l}/attn/query`]: [d, d],
+      [`block${l}/attn/key`]: [d, d],
+      [`block${l}/attn/value`]: [d, d],
+      [`block${l}/attn/out`]: [d, d],
+      [`block${l}/norm2/scale`]: [d],
+      [`block${l}/norm2/bias`]: [d],
+      [`block${l}/mlp/in`]: [d, MLP_RATIO * d],
+      [`block${l}/mlp/out`]: [MLP_RATIO * d, d],
+    });
+  }
+  shapes['final_norm/scale'] = [d];
+  shapes['final_norm/bias'] = [d];
+  shapes['readout/kernel'] = [d, vocab];
+  return shapes;
+}
+
+const isMatrix = (name: string) => name.includes('/attn/') || name.includes('/mlp/');
+
+/** Additive causal mask [T, T]: 0 on and below the diagonal, a large negative above it. */
+function causalMask(T: number): Float32Array {
+  const m = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
+  return m;
+}
+
+/** LayerNorm over the last axis; scale and bias [P, d] act on x [P, N, d]. */
+function layerNorm(x: tf.Tensor, scale: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const P = scale.shape[0]!;
+  const d = scale.shape[1]!;
+  const { mean, variance } = tf.moments(x, -1, true);
+  const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, LN_EPS)));
+  return tf.add(tf.mul(normed, tf.reshape(scale, [P, 1, d])), tf.reshape(bias, [P, 1, d]));
+}
+
+/**
+ * Causal multi-head self-attention of x [P, B, T, d] (already normalized) with [P, d, d]
+ * projections; logits are multiplied by `logitScale`. Returns [P, B, T, d].
+ */
+export function causalSelfAttention(
+  x: tf.Tensor,
+  w: { query: tf.Tensor; key: tf.Tensor; value: tf.Tensor; out: tf.Tensor },
+  heads: number,
+  logitScale: number,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const [P, B, T, d] = x.shape as [number, number, number, number];
+    const dh = d / heads;
+    const rows = tf.reshape(x, [P, B * T, d]);
+    // [P, B·T, d] → [P, B, H, T, dh]
+    const split = (wm: tf.Tensor) => tf.transpose(tf.reshape(tf.matMul(rows, wm), [P, B, T, heads, dh]), [0, 1, 3, 2, 4]);
+    const q = split(w.query);
+    const k = split(w.key);
+    const v = split(w.value);
+    const logits = tf.add(tf.mul(tf.matMul(q, k, false, true), logitScale), tf.tensor2d(causalMask(T), [T, T]));
+    const mixed = tf.matMul(tf.softmax(logits), v);
+    const merged = tf.reshape(tf.transpose(mixed, [0, 1, 3, 2, 4]), [P, B * T, d]);
+    return tf.reshape(tf.matMul(merged, w.out), [P, B, T, d]);
+  });
+}
+
+export function transformerTask(config: TransformerConfig): Task {
+  const cfg = validateTransformerConfig(config);
+  const text: TextDataset = loadText('moby-dick');
+  const V = text.vocabSize;
+  const { width: d, depth, heads, seqLen: T, batchSize } = cfg;
+  const mup = cfg.parametrization === 'mup';
+  const shapes = transformerShapes(cfg, V);
+  const pickShapes = (keep: (name: string) => boolean) =>
+    Object.fromEntries(Object.entries(shapes).filter(([n]) => keep(n)));
+  const logitScale = attentionLogitScale(cfg.parametrization, d / heads);
+  const readoutMultiplier = mup ? 1 / d : 1;
+
+  const rules: Record<string, InitRule> = {};
+  const mupScale: Record<string, number> = {};
+  for (const [name, shape] of Object.entries(shapes)) {
+    const fanInInit: InitRule = { kind: 'truncatedNormal', std: 1 / Math.sqrt(shape[0]!) };
+    // N(0, 1) embeddings (as torch.nn.Embedding) in both twins: width-independent, as μP wants.
+    if (name.startsWith('embed/')) rules[name] = { kind: 'truncatedNormal', std: 1 };
+    else if (name.endsWith('/scale')) continue;
+    else if (name.endsWith('/bias')) rules[name] = { kind: 'zeros' };
+    else if (name === 'readout/kernel') rules[name] = mup ? { kind: 'zeros' } : fanInInit;
+    else rules[name] = fanInInit;
+  }
+  // Hidden matrices (Q/K/V/O, MLP) move 1/fan_in; embeddings, norms and the readout move 1.
+  for (const [name, shape] of Object.entries(shapes)) mupScale[name] = mup && isMatrix(name) ? 1 / shape[0]! : 1;
+
+  /** Norm scales start at 1 (no init rule for that); the rest draw per member from their seeds. */
+  const init = (seeds: readonly number[]): Params => {
+    const drawn = initPopulation(seeds, pickShapes((n) => !n.endsWith('/scale')), rules);
+    const out: Params = {};
+    for (const [name, shape] of Object.entries(shapes)) out[name] = drawn[name] ?? tf.ones([seeds.length, ...shape]);
+    return out;
+  };
+
+  const get = (params: Params, name: string): tf.Tensor => {
+    const t = params[name];
+    if (t === undefined) throw new Error(`transformer task: parameter '${name}' is missing`);
+    return t;
+  };
+
+  return {
+    meta: {
+      name: transformerName(cfg),
+      family: 'transformer',
+      parametrization: cfg.parametrization,
+      dataset: 'moby-dick',
+      width: d,
+      depth,
+      batchSize,
+      paramCount: Object.values(shapes).reduce((n, s) => n + s.reduce((p, k) => p * k, 1), 0),
+    },
+    shapes,
+    mupScale,
+    init,
+    loss(params: Params, batch: Batch): tf.Tensor1D {
+      return tf.tidy(() => {
+        const p = (name: string) => get(params, name);
+        const tokens = batch['x']!;
+        const [P, B, Tb] = tokens.shape as [number, number, number];
+        if (Tb > T) throw new Error(`transformer task: batch has ${Tb} positions, the model holds ${T}`);
+        const oneHot = (ids: tf.Tensor) => tf.oneHot(tf.reshape(ids, [P, B * Tb]) as tf.Tensor2D, V, 1, 0, 'float32');
+        // Token embedding as a one-hot product: [P, B·T, V]·[P, V, d].
+        const embedded = tf.reshape(tf.matMul(oneHot(tokens), p('embed/tokens')), [P, B, Tb, d]);
+        const positions = tf.reshape(tf.slice(p('embed/positions'), [0, 0, 0], [P, Tb, d]), [P, 1, Tb, d]);
+        let h = tf.reshape(tf.add(embedded, positions), [P, B * Tb, d]);
+        for (let l = 0; l < depth; l++) {
+          const at = (s: string) => p(`block${l}/${s}`);
+          const a = tf.reshape(layerNorm(h, at('norm1/scale'), at('norm1/bias')), [P, B, Tb, d]);
+          const w = { query: at('attn/query'), key: at('attn/key'), value: at('attn/value'), out: at('attn/out') };
+          h = tf.add(h, tf.reshape(causalSelfAttention(a, w, heads, logitScale), [P, B * Tb, d]));
+          const m = layerNorm(h, at('norm2/scale'), at('norm2/bias'));
+          h = tf.add(h, tf.matMul(tf.relu(tf.matMul(m, at('mlp/in'))), at('mlp/out')));
+        }
+        const final = layerNorm(h, p('final_norm/scale'), p('final_norm/bias'));
+        let logits = tf.matMul(final, p('readout/kernel'));
+        if (readoutMultiplier !== 1) logits = tf.mul(logits, readoutMultiplier);
+        // Per member: mean over its B·T tokens.
+        return crossEntropyPerMember(logits, tf.reshape(batch['y']!, [P, B * Tb]));
+      });
+    },
+    batches: (split: Split, seeds: readonly number[]): BatchStream => textBatches(text, split, seeds, batchSize, T),
+    normalizeLoss: classificationNormalizer(V),
+  };
+}

@@ -1,0 +1,63 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/select.js';
+import { taskFromName } from '../tasks/registry.js';
+import { loadSuite, parseSuite, shippedSuitePath } from '../tasks/suites.js';
+import { trainWithAdam } from './helpers/taskChecks.js';
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', log: () => {} });
+});
+
+/** One learning rate per family (Adam under SP, μAdam with the task's mupScale under μP), good enough to show each task trains. */
+const LR: Record<string, number> = {
+  mlp: 3e-3, conv: 3e-2, transformer: 1e-2, quadratic: 0.1, 'noisy-quadratic': 0.05, rosenbrock: 0.05, logreg: 0.05,
+};
+const MUP_LR: Record<string, number> = { mlp: 0.1, conv: 0.3, transformer: 1e-2 };
+
+describe('shipped suites', () => {
+  it('smoke and generalization load and name only buildable tasks', () => {
+    const smoke = loadSuite(shippedSuitePath('smoke'));
+    const gen = loadSuite(shippedSuitePath('generalization'));
+    expect(smoke.tasks.length).toBeGreaterThanOrEqual(8);
+    const families = new Set(smoke.tasks.map((t) => taskFromName(t.task).meta.family));
+    expect([...families].sort()).toEqual(['conv', 'logreg', 'mlp', 'noisy-quadratic', 'quadratic', 'rosenbrock', 'transformer']);
+    const axes = new Set(gen.tasks.map((t) => t.axis));
+    for (const axis of ['width', 'depth', 'horizon', 'batch', 'dataset', 'architecture']) expect(axes.has(axis as never), axis).toBe(true);
+    const widths = gen.tasks.filter((t) => t.axis === 'width').map((t) => taskFromName(t.task).meta.width);
+    expect(Math.max(...(widths as number[]))).toBe(32 * 32);
+    const batches = gen.tasks.filter((t) => t.axis === 'batch').map((t) => taskFromName(t.task).meta.batchSize);
+    expect(Math.max(...batches)).toBe(8192);
+  });
+
+  it.each(loadSuite(shippedSuitePath('smoke')).tasks.map((t) => [t.task, t.steps] as const))(
+    'smoke: %s trains with Adam to a loss clearly below its initial loss',
+    async (name, steps) => {
+      const task = taskFromName(name);
+      const muP = task.meta.parametrization === 'mup';
+      const lr = (muP ? MUP_LR : LR)[task.meta.family]!;
+      await trainWithAdam(task, 2, lr, 1, muP); // builds cached data and constants
+      const before = tf.memory().numTensors;
+      const r = await trainWithAdam(task, steps, lr, 1, muP);
+      expect(r.last, `first ${r.first}, last ${r.last}`).toBeLessThan(0.8 * r.first);
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+});
+
+describe('bad suites are refused with the field path and what is allowed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lopt-suite-'));
+  it('schema errors, unknown tasks, bad JSON', () => {
+    expect(() => parseSuite({ name: 's', description: '', tasks: [] }, 's.json')).toThrow(/s.json: tasks: .*>=1/);
+    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'mlp-mnist8-w32-d1', steps: 0 }] }, 's.json')).toThrow(/s.json: tasks.0.steps: .*>=1/);
+    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'mlp-mnist8-w32-d1', steps: 5, axis: 'color' }] }, 's.json')).toThrow(/s.json: tasks.0.axis: .*width/);
+    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'vgg', steps: 5 }] }, 's.json')).toThrow(/s.json: tasks.0.task: unknown task 'vgg'/);
+    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'mlp-mnist8-w32-d1', steps: 5, lr: 1 }] }, 's.json')).toThrow(/s.json: tasks.0: .*lr/);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{"name": "s", ');
+    expect(() => loadSuite(bad)).toThrow(/bad.json: not valid JSON/);
+  });
+});
