@@ -48,6 +48,20 @@ describe('shipped suites', () => {
   );
 });
 
+describe('memory', () => {
+  it.each(loadSuite(shippedSuitePath('smoke')).tasks.map((t) => [t.task] as const))(
+    '%s: no tensor growth over 1,000 training steps',
+    async (name) => {
+      const task = taskFromName(name);
+      const muP = task.meta.parametrization === 'mup';
+      await trainWithAdam(task, 2, 1e-4, 2, muP);
+      const before = tf.memory().numTensors;
+      await trainWithAdam(task, 1000, 1e-4, 2, muP);
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+});
+
 describe('bad suites are refused with the field path and what is allowed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lopt-suite-'));
   it('schema errors, unknown tasks, bad JSON', () => {
