@@ -9,10 +9,11 @@ import type { BenchRow } from './row.js';
 async function main(): Promise<void> {
   const backend = await initBackend({ backend: 'wasm' });
   const rows: BenchRow[] = [];
+  // First: it times the first dataset load of this process.
+  rows.push(...benchDataLoading());
   rows.push(...(await benchMlpStep()));
   rows.push(...benchOptimizerSteps());
   rows.push(...benchPopulation());
-  rows.push(...benchDataLoading());
 
   const width = Math.max(...rows.map((r) => r.name.length));
   console.log(`lopt benchmarks on ${backend} (figures measured in this run: ratios unless the name gives a unit)\n`);
