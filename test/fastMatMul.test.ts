@@ -171,8 +171,12 @@ describe('wasm fast matMul', () => {
       [[1], [3]],
     ] as Array<[number[], number[]]>) {
       for (const [tA, tB] of TRANSPOSES) {
-        for (const activation of ['linear', 'relu', 'leakyrelu', 'sigmoid'] as const) {
-          const shapes = operandShapes(batchA, batchB, 24, 40, 30, tA, tB);
+        // Large products and ones below the fast path's size threshold (which the stock kernel would get).
+        for (const [activation, m, k, n] of [
+          ['linear', 24, 40, 30], ['relu', 24, 40, 30], ['leakyrelu', 24, 40, 30], ['sigmoid', 24, 40, 30],
+          ['relu', 4, 39, 30], ['linear', 7, 5, 30],
+        ] as const) {
+          const shapes = operandShapes(batchA, batchB, m, k, n, tA, tB);
           const a = rand(shapes.a, seed++);
           const b = rand(shapes.b, seed++);
           const bias = rand([30], seed++);

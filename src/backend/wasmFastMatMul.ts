@@ -72,6 +72,12 @@ function wrap(name: string, orig: KernelFunc): KernelFunc {
         : null;
     // The fused bias runs along C's columns, which a swapped product would turn into rows.
     if (plan?.mode === 'swap' && name === tf._FusedMatMul) plan.mode = 'fold';
+    // The stock fused kernel is only right for 2-D untransposed products (elsewhere it drops the
+    // bias): small transposed or batched fused products take the fast path too.
+    if (plan?.mode === 'original' && name === tf._FusedMatMul && plan.m * plan.k * plan.n > 0 &&
+        (plan.transposeA || plan.transposeB || plan.batchA > 1 || plan.batchB > 1)) {
+      plan.mode = plan.batchB === 1 ? 'fold' : 'slices';
+    }
     // prelu weights are laid out against the full output: leave that case to the original too.
     if (plan === null || plan.mode === 'original' || (name === tf._FusedMatMul && preluActivationWeights != null)) {
       stats.delegated++;
