@@ -1,0 +1,22 @@
+// Learned optimizers by architecture name: what a checkpoint's (arch, config) rebuilds.
+import { mlpLopt, type MlpLoptConfig } from './mlpLopt.js';
+import { smallFcLopt, type SmallFcLoptConfig } from './smallFcLopt.js';
+import type { LearnedOptimizer, LearnedOptimizerArch } from './types.js';
+
+export const LEARNED_OPTIMIZERS: Readonly<Record<LearnedOptimizerArch, (config: Record<string, unknown>) => LearnedOptimizer>> =
+  Object.freeze({
+    small_fc_lopt: (config: Record<string, unknown>) => smallFcLopt(config as SmallFcLoptConfig),
+    mlp_lopt: (config: Record<string, unknown>) => mlpLopt(config as MlpLoptConfig),
+  });
+
+export function isLearnedOptimizerArch(arch: string): arch is LearnedOptimizerArch {
+  return Object.prototype.hasOwnProperty.call(LEARNED_OPTIMIZERS, arch);
+}
+
+/** Rebuilds a learned optimizer from its arch and JSON config (untrusted: both are validated). */
+export function createLearnedOptimizer(arch: string, config: Record<string, unknown> = {}): LearnedOptimizer {
+  if (!isLearnedOptimizerArch(arch)) {
+    throw new Error(`unknown learned optimizer architecture '${arch}'; allowed: ${Object.keys(LEARNED_OPTIMIZERS).join(', ')}`);
+  }
+  return LEARNED_OPTIMIZERS[arch](config);
+}

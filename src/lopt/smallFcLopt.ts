@@ -1,0 +1,72 @@
+// μLO / small_fc_lopt: learned_optimization's AdafacMLPLOpt (DESIGN.md "Learned optimizers").
+import * as tf from '@tensorflow/tfjs-core';
+import type { Params } from '../tree/params.js';
+import { TIME_FEATURES } from './features.js';
+import { mlpThetaShapes, mlpWeightsOf } from './perParamMlp.js';
+import { perParamLopt } from './perParamLopt.js';
+import { checkConfig } from './theta.js';
+import type { LearnedOptimizer } from './types.js';
+
+export const SMALL_FC_CHANNELS = 28;
+export const SMALL_FC_FEATURES = SMALL_FC_CHANNELS + TIME_FEATURES; // 39
+export const MOMENTUM_DECAYS = [0.9, 0.99, 0.999] as const;
+export const RMS_DECAYS = [0.999] as const;
+export const ADAFACTOR_DECAYS = [0.9, 0.99, 0.999] as const;
+
+export interface SmallFcLoptConfig {
+  /** Width of both hidden layers (μLO: 32; the reference's default is 4). */
+  hiddenSize?: number;
+  /** μLO (true: step multiplier 0.01) or the SP small_fc_lopt (false: 0.001). */
+  mup?: boolean;
+  /** Overrides the step multiplier implied by `mup`. */
+  stepMult?: number;
+  /** Multiplier of the magnitude output inside exp (0.001). */
+  expMult?: number;
+}
+
+export const SMALL_FC_CONFIG_KEYS = { hiddenSize: 'number', mup: 'boolean', stepMult: 'number', expMult: 'number' } as const;
+
+/** β = 1 − (1 − β₀)·exp(10·θ) per member: θ [P, K] → [P, K]. */
+export function metaDecays(offsets: tf.Tensor, base: readonly number[], clip: boolean): tf.Tensor2D {
+  const oneMinus = tf.tensor1d(base.map((b) => 1 - b));
+  const beta = tf.sub(1, tf.mul(tf.exp(tf.mul(offsets, 10)), oneMinus));
+  return (clip ? tf.clipByValue(beta, 0, 1) : beta) as tf.Tensor2D;
+}
+
+export function smallFcLopt(config: SmallFcLoptConfig = {}): LearnedOptimizer {
+  checkConfig('small_fc_lopt', config as Record<string, unknown>, SMALL_FC_CONFIG_KEYS);
+  const hiddenSize = config.hiddenSize ?? 32;
+  if (!Number.isInteger(hiddenSize) || hiddenSize < 1 || hiddenSize > 4096) {
+    throw new Error(`small_fc_lopt: hiddenSize must be an integer in [1, 4096]; got ${hiddenSize}`);
+  }
+  const mup = config.mup ?? true;
+  const stepMult = config.stepMult ?? (mup ? 0.01 : 0.001);
+  const expMult = config.expMult ?? 0.001;
+  const thetaShapes = {
+    ...mlpThetaShapes(SMALL_FC_FEATURES, hiddenSize),
+    'decay/momentum': [MOMENTUM_DECAYS.length],
+    'decay/rms': [RMS_DECAYS.length],
+    'decay/adafactor': [ADAFACTOR_DECAYS.length],
+  };
+  return perParamLopt({
+    arch: 'small_fc_lopt',
+    config: { hiddenSize, mup, stepMult, expMult },
+    thetaShapes,
+    fanIn: { 'mlp/w0': SMALL_FC_FEATURES, 'mlp/w1': hiddenSize, 'mlp/w2': hiddenSize },
+    runtime: {
+      name: 'small_fc_lopt',
+      kind: 'adafactor',
+      momenta: MOMENTUM_DECAYS.length,
+      adafactorDecays: ADAFACTOR_DECAYS.length,
+      stepMult,
+      expMult,
+      // Momentum decays are not clipped; second-moment and Adafactor decays are (as the reference).
+      decays: (theta: Params) => ({
+        momentum: metaDecays(theta['decay/momentum']!, MOMENTUM_DECAYS, false),
+        rms: metaDecays(theta['decay/rms']!, RMS_DECAYS, true),
+        adafactor: metaDecays(theta['decay/adafactor']!, ADAFACTOR_DECAYS, true),
+      }),
+      mlp: mlpWeightsOf,
+    },
+  });
+}
