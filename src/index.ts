@@ -34,5 +34,18 @@ export { lars, tvlars, type LarsOptions, type TvlarsOptions } from './optim/base
 export { OPTIMIZERS, createOptimizer, isOptimizerName, type OptimizerName } from './optim/registry.js';
 export { TfjsOptimizer } from './tfjs/adapter.js';
 
+export type { LearnedOptimizer, LearnedOptimizerArch, LearnedOptimizerOptions } from './lopt/types.js';
+export { smallFcLopt } from './lopt/smallFcLopt.js';
+export { mlpLopt } from './lopt/mlpLopt.js';
+export { LEARNED_OPTIMIZERS, createLearnedOptimizer } from './lopt/registry.js';
+export { loadLearnedOptimizer, saveLearnedOptimizer, type LoadedLearnedOptimizer } from './lopt/io.js';
+export { loadCheckpoint, saveCheckpoint, CheckpointError, type Checkpoint } from './checkpoint/index.js';
+
+export type { Task, TaskMeta, Batch, BatchStream, Split } from '../tasks/types.js';
+export { taskFromName, taskNameForms } from '../tasks/registry.js';
+export { familyFromSpec, fixedFamily, mlpFamily, type TaskFamily } from '../tasks/families.js';
+export { loadSuite, parseSuite, type Suite } from '../tasks/suites.js';
+export { Rng } from './random/rng.js';
+
 /** Parameter-name patterns for biases and normalization layers, excluded from decay/adaptation in the usual configs. */
 export const BIAS_AND_NORM = ['bias', 'norm', 'gamma', 'beta'] as const;

@@ -1,5 +1,6 @@
 import { initBackend } from '../backend/select.js';
 import { benchDataLoading } from './dataLoading.js';
+import { benchLearnedOptimizer } from './learnedOptimizer.js';
 import { benchMlpStep } from './mlpStep.js';
 import { benchOptimizerSteps } from './optimizerSteps.js';
 import { benchPopulation } from './population.js';
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   rows.push(...(await benchMlpStep()));
   rows.push(...benchOptimizerSteps());
   rows.push(...benchPopulation());
+  rows.push(...benchLearnedOptimizer());
 
   const width = Math.max(...rows.map((r) => r.name.length));
   console.log(`lopt benchmarks on ${backend} (figures measured in this run: ratios unless the name gives a unit)\n`);

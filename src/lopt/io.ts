@@ -1,0 +1,117 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { loadCheckpoint, saveCheckpoint, thetaFromCheckpoint, thetaToCheckpoint, gitCommit } from '../checkpoint/index.js';
+import type { Checkpoint, Provenance } from '../checkpoint/format.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import type { TfjsOptimizer } from '../tfjs/adapter.js';
+import type { Params } from '../tree/params.js';
+import { createLearnedOptimizer } from './registry.js';
+import type { LearnedOptimizer, LearnedOptimizerOptions } from './types.js';
+
+/** A learned optimizer with its meta-parameters, as a checkpoint holds it. */
+export interface LoadedLearnedOptimizer {
+  readonly learnedOptimizer: LearnedOptimizer;
+  readonly theta: Params;
+  readonly checkpoint: Checkpoint;
+  /** The Optimizer for this theta (theta stays owned by this object: dispose() frees it). */
+  optimizer(options?: LearnedOptimizerOptions): Optimizer;
+  /** The same, as a tf.Optimizer for model.compile / model.fit. */
+  asTfjsOptimizer(options?: LearnedOptimizerOptions): TfjsOptimizer;
+  dispose(): void;
+}
+
+/** Where shipped checkpoints live: the package's checkpoints/ folder (from src/ or dist/src/). */
+export function shippedCheckpointDir(): string {
+  const up = import.meta.url.includes('/dist/') ? '../../../' : '../../';
+  return fileURLToPath(new URL(`${up}checkpoints/`, import.meta.url));
+}
+
+function resolveCheckpointPath(pathOrName: string): string {
+  if (existsSync(pathOrName)) return pathOrName;
+  if (/^[A-Za-z0-9._-]+$/.test(pathOrName) && !pathOrName.endsWith('.lopt')) {
+    const dir = shippedCheckpointDir();
+    const candidate = `${dir}${pathOrName}.lopt`;
+    if (existsSync(candidate)) return candidate;
+    const shipped = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.lopt')).map((f) => f.slice(0, -5)) : [];
+    throw new Error(
+      `no checkpoint file '${pathOrName}' and no shipped checkpoint of that name in ${dir} ` +
+        `(shipped: ${shipped.length > 0 ? shipped.join(', ') : 'none yet'})`,
+    );
+  }
+  throw new Error(`no checkpoint file '${pathOrName}'`);
+}
+
+/** Checks the checkpoint's theta against the architecture's: same names, order and shapes. */
+function checkTheta(file: string, lo: LearnedOptimizer, ckpt: Checkpoint): void {
+  const want = Object.entries(lo.thetaShapes);
+  const got = ckpt.theta;
+  if (got.names.length !== want.length || want.some(([n], i) => got.names[i] !== n)) {
+    throw new Error(
+      `${file}: theta names [${got.names.join(', ')}] do not match ${lo.arch}'s [${want.map(([n]) => n).join(', ')}]`,
+    );
+  }
+  want.forEach(([name, shape], i) => {
+    const s = got.shapes[i]!;
+    if (s.length !== shape.length || s.some((d, j) => d !== shape[j])) {
+      throw new Error(`${file}: theta '${name}' has shape [${s.join(',')}], ${lo.arch} with this config needs [${shape.join(',')}]`);
+    }
+  });
+}
+
+/**
+ * Loads a learned optimizer from a `.lopt` file, or a shipped one by name ('mulo-mnist').
+ * The file is untrusted: format, version, architecture, config, shapes and values are validated
+ * before anything is built.
+ */
+export async function loadLearnedOptimizer(pathOrName: string): Promise<LoadedLearnedOptimizer> {
+  const path = resolveCheckpointPath(pathOrName);
+  const ckpt = await loadCheckpoint(path);
+  let lo: LearnedOptimizer;
+  try {
+    lo = createLearnedOptimizer(ckpt.arch, ckpt.config);
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+  checkTheta(path, lo, ckpt);
+  const theta = thetaFromCheckpoint(ckpt.theta);
+  return {
+    learnedOptimizer: lo,
+    theta,
+    checkpoint: ckpt,
+    optimizer: (options) => lo.optimizer(theta, options),
+    asTfjsOptimizer: (options) => lo.optimizer(theta, options).asTfjsOptimizer(),
+    dispose: () => tf.dispose(Object.values(theta)),
+  };
+}
+
+/** Writes a learned optimizer's theta as a `.lopt` checkpoint (atomically). */
+export async function saveLearnedOptimizer(
+  path: string,
+  lo: LearnedOptimizer,
+  theta: Params,
+  extra: { provenance?: Partial<Provenance>; eval?: Checkpoint['eval'] } = {},
+): Promise<void> {
+  const ordered: Params = {};
+  for (const name of Object.keys(lo.thetaShapes)) {
+    const t = theta[name];
+    if (!t) throw new Error(`saveLearnedOptimizer: theta has no '${name}' (${lo.arch} needs ${Object.keys(lo.thetaShapes).join(', ')})`);
+    ordered[name] = t;
+  }
+  const commit = await gitCommit();
+  const ckpt: Checkpoint = {
+    format: 'lopt',
+    version: 1,
+    arch: lo.arch,
+    config: { ...lo.config },
+    theta: thetaToCheckpoint(ordered),
+    provenance: {
+      createdAt: new Date().toISOString(),
+      backend: tf.getBackend(),
+      ...(commit ? { gitCommit: commit } : {}),
+      ...extra.provenance,
+    },
+    ...(extra.eval ? { eval: extra.eval } : {}),
+  };
+  await saveCheckpoint(path, ckpt);
+}
