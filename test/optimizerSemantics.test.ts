@@ -127,6 +127,10 @@ describe('trust ratios', () => {
     close(b['dense/bias']!, [3 - 0.1 * rb, 0 + 0.1 * rb], 1e-5, 1e-6);
     // kernel: decayed but not adapted
     close(b['dense/kernel']!, [3 - 0.1 * u[0]!, 4 - 0.1 * u[1]!], 1e-5, 1e-6);
+    // An empty excludeFromLayerAdaptation falls back to excludeFromWeightDecay, as in tensorflow_addons.
+    const c = trajectory(lamb({ learningRate: 0.1, weightDecay: 0.5, excludeFromWeightDecay: ['bias'], excludeFromLayerAdaptation: [] }), init, grad, 1)[0]!;
+    close(c['dense/bias']!, a['dense/bias']!);
+    close(c['dense/kernel']!, a['dense/kernel']!);
   });
 
   it('LARS weight-decay and trust-ratio masks are independent (optax)', () => {

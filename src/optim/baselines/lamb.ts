@@ -24,7 +24,7 @@ export interface LambOptions {
   weightDecay?: number;
   /** Name patterns (regular expressions, searched) exempt from weight decay. */
   excludeFromWeightDecay?: string[];
-  /** Name patterns exempt from the trust ratio; defaults to excludeFromWeightDecay (tensorflow_addons). */
+  /** Name patterns exempt from the trust ratio; absent or empty → excludeFromWeightDecay (tensorflow_addons). */
   excludeFromLayerAdaptation?: string[];
   clipGlobalNorm?: number;
 }
@@ -37,7 +37,8 @@ export function lamb(options: LambOptions = {}) {
   return makeOptimizer('lamb', o, withClipping(o.clipGlobalNorm, [
     scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
-    except(scaleByTrustRatio(), o.excludeFromLayerAdaptation ?? o.excludeFromWeightDecay),
+    // tensorflow_addons falls back to the weight-decay exclusions when this list is absent *or empty*.
+    except(scaleByTrustRatio(), o.excludeFromLayerAdaptation?.length ? o.excludeFromLayerAdaptation : o.excludeFromWeightDecay),
     scaleByLearningRate(o.learningRate),
   ]));
 }
