@@ -128,9 +128,11 @@ describe('trust ratios', () => {
     // kernel: decayed but not adapted
     close(b['dense/kernel']!, [3 - 0.1 * u[0]!, 4 - 0.1 * u[1]!], 1e-5, 1e-6);
     // An empty excludeFromLayerAdaptation falls back to excludeFromWeightDecay, as in tensorflow_addons.
-    const c = trajectory(lamb({ learningRate: 0.1, weightDecay: 0.5, excludeFromWeightDecay: ['bias'], excludeFromLayerAdaptation: [] }), init, grad, 1)[0]!;
-    close(c['dense/bias']!, a['dense/bias']!);
-    close(c['dense/kernel']!, a['dense/kernel']!);
+    // (A bias of [3, 0] would be scaled by ‖w‖/‖u‖ = 3/√2 if it were adapted.)
+    const c = trajectory(
+      lamb({ learningRate: 0.1, weightDecay: 0.5, excludeFromWeightDecay: ['bias'], excludeFromLayerAdaptation: [] }),
+      { 'dense/kernel': [3, 4], 'dense/bias': [3, 0] }, grad, 1)[0]!;
+    close(c['dense/bias']!, [3 - 0.1, 0 + 0.1], 1e-5, 1e-6);
   });
 
   it('LARS weight-decay and trust-ratio masks are independent (optax)', () => {
