@@ -9,6 +9,7 @@ import '@tensorflow/tfjs-layers';
 import { installWasmFallbacks } from './wasmFallbacks.js';
 import { installFastMatMul, isFastMatMulInstalled } from './wasmFastMatMul.js';
 import { installSharedIdentity } from './wasmSharedIdentity.js';
+import { installFastTile } from './wasmFastTile.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -43,6 +44,7 @@ export async function initBackend(
     installWasmFallbacks();
     installFastMatMul();
     installSharedIdentity();
+    installFastTile();
   }
   if (!announced.has(chosen)) {
     announced.add(chosen);
@@ -113,7 +115,7 @@ function describe(name: BackendName): string {
   const simd = flag('WASM_HAS_SIMD_SUPPORT') ? 'SIMD' : 'no SIMD';
   const threads = flag('WASM_HAS_MULTITHREAD_SUPPORT') ? 'threads' : 'single thread';
   const fallbacks = installWasmFallbacks();
-  const parts = [`${simd}, ${threads}`, `XNNPACK fast matMul ${isFastMatMulInstalled() ? 'on' : 'off'}`, 'shared-buffer Identity'];
+  const parts = [`${simd}, ${threads}`, `XNNPACK fast matMul ${isFastMatMulInstalled() ? 'on' : 'off'}`, 'shared-buffer Identity', 'block-copy Tile'];
   if (fallbacks.length > 0) parts.push(`cpu fallbacks for ${fallbacks.join(', ')}`);
   return `wasm (${parts.join('; ')})`;
 }
