@@ -114,7 +114,7 @@ describe('serialization through model.save / loadLayersModel', () => {
     expect(o.iterations).toBe(2);
     expect(v.dataSync()[0]).toBeCloseTo(0.8, 5);
     const w = await o.getWeights();
-    expect(w.map((n) => n.name)).toEqual(['iter', 'lopt/2/count', 'lopt/2/mu/adapter_test/w', 'lopt/2/nu/adapter_test/w']);
+    expect(w.map((n) => n.name)).toEqual(['iter', 'lopt/3/count', 'lopt/3/mu/adapter_test/w', 'lopt/3/nu/adapter_test/w']);
     await expect(o.setWeights(w.slice(0, 3))).rejects.toThrow(/setWeights got 2 state tensors after the iteration counter, but this optimizer's state for these variables has 3/);
     // State is keyed by position: a renamed variable (as after a reload) continues with the same moments.
     const renamed = tf.variable(tf.ones([3]), true, 'adapter_test/w_1');

@@ -16,6 +16,7 @@ export const field = {
   positive: () => num('a finite number > 0', (x) => x > 0),
   beta: () => num('a finite number in [0, 1)', (x) => x >= 0 && x < 1),
   real: () => num('a finite number', () => true),
+  count: () => num('an integer >= 1', (x) => Number.isInteger(x) && x >= 1),
   flag: () => z.boolean({ error: 'must be true or false' }),
   patterns: () =>
     z.array(z.string(), { error: 'must be an array of regular-expression strings matched against parameter names' })

@@ -3,7 +3,7 @@ import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { scaleByAdam } from '../transforms/scaleByAdam.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
 import { scaleByMup, type MupScale } from '../transforms/scaleByMup.js';
-import { commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withCommon, type LearningRate } from './common.js';
 
 const adamFields = {
   learningRate: field.learningRate().default(1e-3),
@@ -22,12 +22,14 @@ export interface AdamOptions {
   weightDecay?: number;
   excludeFromWeightDecay?: string[];
   clipGlobalNorm?: number;
+  /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
+  population?: number;
 }
 
 /** PyTorch Adam: −lr·m̂/(√v̂ + ε); weightDecay (default 0) is L2 added to the gradient. */
 export function adam(options: AdamOptions = {}) {
   const o = parseOptions('adam', { ...adamFields, weightDecay: field.nonNegative().default(0) }, options);
-  return makeOptimizer('adam', o, withClipping(o.clipGlobalNorm, [
+  return makeOptimizer('adam', o, withCommon('adam', o, [
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
     scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
     scaleByLearningRate(o.learningRate),
@@ -37,7 +39,7 @@ export function adam(options: AdamOptions = {}) {
 /** PyTorch AdamW: w ← w·(1 − lr·wd), then the Adam step; weightDecay default 0.01. */
 export function adamw(options: AdamOptions = {}) {
   const o = parseOptions('adamw', { ...adamFields, weightDecay: field.nonNegative().default(0.01) }, options);
-  return makeOptimizer('adamw', o, withClipping(o.clipGlobalNorm, [
+  return makeOptimizer('adamw', o, withCommon('adamw', o, [
     scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
     scaleByLearningRate(o.learningRate),
@@ -53,7 +55,7 @@ export interface MuAdamOptions extends Omit<AdamOptions, 'weightDecay' | 'exclud
 export function muadam(options: MuAdamOptions) {
   const { excludeFromWeightDecay: _x, ...fields } = adamFields;
   const o = parseOptions('muadam', { ...fields, mupScale: field.mupScale() }, options);
-  return makeOptimizer('muadam', o, withClipping(o.clipGlobalNorm, [
+  return makeOptimizer('muadam', o, withCommon('muadam', o, [
     scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
     scaleByMup(o.mupScale),
     scaleByLearningRate(o.learningRate),

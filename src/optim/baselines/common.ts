@@ -12,6 +12,11 @@ export type LearningRate = number | Schedule | ((count: number) => number);
 export const commonFields = {
   /** Clip the raw gradients to this global norm before anything else (optax clip_by_global_norm). */
   clipGlobalNorm: field.positive().optional(),
+  /**
+   * Parameters carry a leading axis of this many independent members ([P, ...shape]); per-tensor
+   * and global norms are taken per member, so one op stream steps P models.
+   */
+  population: field.count().optional(),
 };
 
 /** `inner` applied to the tensors whose names match none of `exclude` (all tensors when empty). */
@@ -24,8 +29,35 @@ export function except<S extends StateTree>(
   return masked(inner, (name) => !excluded(name));
 }
 
-export function withClipping(clip: number | undefined, rest: GradientTransformation<any>[]): GradientTransformation {
-  return chain(clip === undefined ? identity : clipByGlobalNorm(clip), ...rest);
+/** Refuses, at init, parameters whose first dim is not the population size. */
+function populationGuard(name: string, population: number): GradientTransformation<null> {
+  return {
+    init(params) {
+      for (const [param, t] of Object.entries(params)) {
+        if (t.rank === 0 || t.shape[0] !== population) {
+          throw new Error(
+            `${name}: option 'population' is ${population}, but parameter '${param}' has shape [${t.shape.join(',')}] (its first dim must be ${population})`,
+          );
+        }
+      }
+      return null;
+    },
+    update: (updates, state) => ({ updates, state }),
+  };
+}
+
+/** The baseline's chain behind the options every baseline shares: population check, then clipping. */
+export function withCommon(
+  name: string,
+  o: { clipGlobalNorm?: number | undefined; population?: number | undefined },
+  rest: GradientTransformation<any>[],
+): GradientTransformation {
+  const population = o.population !== undefined;
+  return chain(
+    population ? populationGuard(name, o.population!) : identity,
+    o.clipGlobalNorm === undefined ? identity : clipByGlobalNorm(o.clipGlobalNorm, population),
+    ...rest,
+  );
 }
 
 /** The options as JSON: schedules become their configs; custom functions cannot be serialized. */

@@ -3,7 +3,7 @@ import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { scaleByAdam } from '../transforms/scaleByAdam.js';
 import { scaleByTrustRatio } from '../transforms/scaleByTrustRatio.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
-import { commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withCommon, type LearningRate } from './common.js';
 
 const lambFields = {
   learningRate: field.learningRate().default(1e-3),
@@ -27,6 +27,8 @@ export interface LambOptions {
   /** Name patterns exempt from the trust ratio; absent or empty → excludeFromWeightDecay (tensorflow_addons). */
   excludeFromLayerAdaptation?: string[];
   clipGlobalNorm?: number;
+  /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
+  population?: number;
 }
 
 /**
@@ -34,11 +36,11 @@ export interface LambOptions {
  */
 export function lamb(options: LambOptions = {}) {
   const o = parseOptions('lamb', lambFields, options);
-  return makeOptimizer('lamb', o, withClipping(o.clipGlobalNorm, [
+  return makeOptimizer('lamb', o, withCommon('lamb', o, [
     scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
     // tensorflow_addons falls back to the weight-decay exclusions when this list is absent *or empty*.
-    except(scaleByTrustRatio(), o.excludeFromLayerAdaptation?.length ? o.excludeFromLayerAdaptation : o.excludeFromWeightDecay),
+    except(scaleByTrustRatio({ population: o.population !== undefined }), o.excludeFromLayerAdaptation?.length ? o.excludeFromLayerAdaptation : o.excludeFromWeightDecay),
     scaleByLearningRate(o.learningRate),
   ]));
 }

@@ -3,7 +3,7 @@ import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { scaleByTrustRatio } from '../transforms/scaleByTrustRatio.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
 import { trace } from '../transforms/trace.js';
-import { commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withCommon, type LearningRate } from './common.js';
 
 const larsFields = {
   learningRate: field.learningRate(),
@@ -30,18 +30,21 @@ export interface LarsOptions {
   /** Name patterns exempt from the trust ratio (optax trust_ratio_mask); independent of the above. */
   excludeFromTrustRatio?: string[];
   clipGlobalNorm?: number;
+  /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
+  population?: number;
 }
 
 type LarsParsed = ReturnType<typeof parseLars>;
 const parseLars = (name: string, shape: typeof larsFields, input: unknown) => parseOptions(name, shape, input);
 
-function larsChain(o: LarsParsed, ratioScale?: (t: number) => number) {
-  return withClipping(o.clipGlobalNorm, [
+function larsChain(name: string, o: LarsParsed, ratioScale?: (t: number) => number) {
+  const population = o.population !== undefined;
+  return withCommon(name, o, [
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
     except(
       scaleByTrustRatio(ratioScale
-        ? { trustCoefficient: o.trustCoefficient, eps: o.epsilon, ratioScale }
-        : { trustCoefficient: o.trustCoefficient, eps: o.epsilon }),
+        ? { trustCoefficient: o.trustCoefficient, eps: o.epsilon, ratioScale, population }
+        : { trustCoefficient: o.trustCoefficient, eps: o.epsilon, population }),
       o.excludeFromTrustRatio,
     ),
     // optax places the learning rate inside the momentum trace.
@@ -56,7 +59,7 @@ function larsChain(o: LarsParsed, ratioScale?: (t: number) => number) {
  */
 export function lars(options: LarsOptions) {
   const o = parseLars('lars', larsFields, options);
-  return makeOptimizer('lars', o, larsChain(o));
+  return makeOptimizer('lars', o, larsChain('lars', o));
 }
 
 const tvlarsFields = {
@@ -80,5 +83,5 @@ export interface TvlarsOptions extends LarsOptions {
 export function tvlars(options: TvlarsOptions) {
   const o = parseOptions('tvlars', tvlarsFields, options);
   const phi = (t: number) => 1 / (o.alpha + Math.exp(o.lambda * (t - o.delaySteps))) + o.gammaMin;
-  return makeOptimizer('tvlars', o, larsChain(o, phi));
+  return makeOptimizer('tvlars', o, larsChain('tvlars', o, phi));
 }

@@ -3,7 +3,7 @@ import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { trace } from '../transforms/trace.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
 import { identity } from '../transform.js';
-import { commonFields, except, makeOptimizer, withClipping, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withCommon, type LearningRate } from './common.js';
 
 const sgdFields = {
   learningRate: field.learningRate(),
@@ -22,6 +22,8 @@ export interface SgdOptions {
   weightDecay?: number;
   excludeFromWeightDecay?: string[];
   clipGlobalNorm?: number;
+  /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
+  population?: number;
 }
 
 function build(name: string, input: unknown, defaults: Partial<SgdOptions>) {
@@ -30,7 +32,7 @@ function build(name: string, input: unknown, defaults: Partial<SgdOptions>) {
   if (o.nesterov && o.momentum === 0) {
     throw new Error(`${name}: option 'nesterov' needs option 'momentum' > 0 (PyTorch SGD); got momentum 0`);
   }
-  return makeOptimizer(name, o, withClipping(o.clipGlobalNorm, [
+  return makeOptimizer(name, o, withCommon(name, o, [
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
     o.momentum > 0 ? trace({ decay: o.momentum, nesterov: o.nesterov }) : identity,
     scaleByLearningRate(o.learningRate),
