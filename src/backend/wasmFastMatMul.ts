@@ -4,16 +4,12 @@
 // makes transposes explicit (heapTranspose), folds a batch into rows when b is
 // shared, and otherwise runs one 2-D product per batch slice.
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapTranspose } from './heapTranspose.js';
+import { wasmKernelOverride } from './kernelOverride.js';
 import { planMatMul, type MatMulPlan } from './matMulPlan.js';
 
-const WASM = 'wasm';
-const WRAPPED = [tf.BatchMatMul, tf._FusedMatMul] as const;
-
-/** Original configs, present while the fast path is installed. */
-const originals = new Map<string, KernelConfig>();
 const stats = { fast: 0, delegated: 0 };
 
 /** How many matMuls took the fast path vs the original kernel since start-up (tests, bench). */
@@ -21,37 +17,20 @@ export function fastMatMulStats(): Readonly<{ fast: number; delegated: number }>
   return { ...stats };
 }
 
+const overrides = [tf.BatchMatMul, tf._FusedMatMul].map((name) => wasmKernelOverride(name, (stock) => wrap(name, stock)));
+
 export function isFastMatMulInstalled(): boolean {
-  return originals.size > 0;
+  return overrides.some((o) => o.installed());
 }
 
 /** Replaces the wasm BatchMatMul and _FusedMatMul kernels. Idempotent; no-op unless wasm is the active backend. */
 export function installFastMatMul(): void {
-  if (originals.size > 0 || tf.getBackend() !== WASM) return;
-  for (const name of WRAPPED) {
-    const orig = tf.getKernel(name, WASM);
-    if (orig === undefined) continue;
-    originals.set(name, orig);
-    tf.unregisterKernel(name, WASM);
-    const wrapped: KernelConfig = {
-      kernelName: name,
-      backendName: WASM,
-      kernelFunc: wrap(name, orig.kernelFunc),
-    };
-    // Keep setup/dispose: a re-initialised wasm backend must still set up the original's cwrap.
-    if (orig.setupFunc) wrapped.setupFunc = orig.setupFunc;
-    if (orig.disposeFunc) wrapped.disposeFunc = orig.disposeFunc;
-    tf.registerKernel(wrapped);
-  }
+  for (const o of overrides) o.install();
 }
 
 /** Restores the original kernels (tests and the benchmark compare both). */
 export function uninstallFastMatMul(): void {
-  for (const [name, orig] of originals) {
-    tf.unregisterKernel(name, WASM);
-    tf.registerKernel(orig);
-  }
-  originals.clear();
+  for (const o of overrides) o.uninstall();
 }
 
 interface MatMulAttrs {

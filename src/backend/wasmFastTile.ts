@@ -3,31 +3,16 @@
 // spread a [784,1] column over [784,1024]). This replacement copies contiguous blocks on the heap
 // and replicates them by doubling copyWithin calls.
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { wasmKernelOverride } from './kernelOverride.js';
 
-const WASM = 'wasm';
-let original: KernelConfig | undefined;
+const override = wasmKernelOverride(tf.Tile, (stock) => fastTile(stock));
 
 /** Idempotent; no-op unless wasm is the active backend. */
-export function installFastTile(): void {
-  if (original !== undefined || tf.getBackend() !== WASM) return;
-  const stock = tf.getKernel(tf.Tile, WASM);
-  if (stock === undefined) return;
-  original = stock;
-  tf.unregisterKernel(tf.Tile, WASM);
-  const config: KernelConfig = { kernelName: tf.Tile, backendName: WASM, kernelFunc: fastTile(stock.kernelFunc) };
-  if (stock.setupFunc) config.setupFunc = stock.setupFunc;
-  tf.registerKernel(config);
-}
-
+export const installFastTile = (): void => override.install();
 /** Restores the stock kernel (tests compare both). */
-export function uninstallFastTile(): void {
-  if (original === undefined) return;
-  tf.unregisterKernel(tf.Tile, WASM);
-  tf.registerKernel(original);
-  original = undefined;
-}
+export const uninstallFastTile = (): void => override.uninstall();
 
 type Heap = Float32Array | Int32Array | Uint8Array;
 

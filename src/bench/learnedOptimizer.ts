@@ -4,34 +4,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { smallFcLopt, SMALL_FC_FEATURES } from '../lopt/smallFcLopt.js';
 import { OPTIMIZERS } from '../optim/registry.js';
-import type { Optimizer } from '../optim/optimizer.js';
-import { disposeParams, parameterCount, type Params } from '../tree/params.js';
+import { disposeParams, parameterCount } from '../tree/params.js';
+import { millionParamTree, optimizerStepMs } from './optimizerStep.js';
 import type { BenchRow } from './row.js';
 import { medianMs, settle } from './timing.js';
-
-/** An MLP 784-1024-256-10 (plus biases): 1.06M parameters. */
-function tree(seed: number): Params {
-  return {
-    'l0/kernel': tf.randomNormal([784, 1024], 0, 0.05, 'float32', seed),
-    'l0/bias': tf.zeros([1024]),
-    'l1/kernel': tf.randomNormal([1024, 256], 0, 0.05, 'float32', seed + 1),
-    'l1/bias': tf.zeros([256]),
-    'l2/kernel': tf.randomNormal([256, 10], 0, 0.05, 'float32', seed + 2),
-    'l2/bias': tf.zeros([10]),
-  };
-}
-
-function stepMs(opt: Optimizer, grads: Params, reps: number): number {
-  let params = tree(1);
-  let state = opt.init(params);
-  const ms = medianMs(() => {
-    ({ params, state } = opt.step(params, grads, state));
-    settle(Object.values(params));
-  }, reps, 2);
-  disposeParams(params);
-  tf.dispose(state.inner as tf.TensorContainer);
-  return ms;
-}
 
 /** The three 2-D products of the per-parameter MLP over n parameters, untransposed (the fast form). */
 function matMulMs(n: number, hidden: number, reps: number): number {
@@ -53,17 +29,17 @@ export function benchLearnedOptimizer(reps = 5): BenchRow[] {
   const lo = smallFcLopt();
   const hidden = lo.config['hiddenSize'] as number;
   const theta = lo.initTheta(0);
-  const grads = tree(100);
+  const grads = millionParamTree(100);
   const n = parameterCount(grads);
-  const mulo = stepMs(lo.optimizer(theta, { mupScale: (_name, s) => (s.length === 2 ? 1 / s[0]! : 1) }), grads, reps);
-  const adam = stepMs(OPTIMIZERS.adam({}), grads, reps);
+  const mulo = optimizerStepMs(lo.optimizer(theta, { mupScale: (_name, s) => (s.length === 2 ? 1 / s[0]! : 1) }), grads, reps, 2);
+  const adam = optimizerStepMs(OPTIMIZERS.adam({}), grads, reps, 2);
   // Nominal per-parameter MLP work with 39 inputs, counted the same way for the step and for the
   // reference products (the step folds the 11 time features into a bias, so it does less).
   const flopsPerParam = 2 * (SMALL_FC_FEATURES * hidden + hidden * hidden + hidden * 2);
-  const refFlops = flopsPerParam * n;
+  const flops = flopsPerParam * n;
   const mm = matMulMs(n, hidden, reps);
-  const matMulRate = refFlops / (mm / 1e3);
-  const achieved = (flopsPerParam * n) / (mulo / 1e3);
+  const matMulRate = flops / (mm / 1e3);
+  const achieved = flops / (mulo / 1e3);
   const fraction = achieved / matMulRate;
   disposeParams(theta);
   disposeParams(grads);

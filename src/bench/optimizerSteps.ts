@@ -1,21 +1,8 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { OPTIMIZERS, type OptimizerName } from '../optim/registry.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { disposeParams, parameterCount, type Params } from '../tree/params.js';
+import { disposeParams, parameterCount } from '../tree/params.js';
+import { millionParamTree, optimizerStepMs } from './optimizerStep.js';
 import type { BenchRow } from './row.js';
-import { medianMs, settle } from './timing.js';
-
-/** A ~1M-parameter tree shaped like an MLP 784-1024-256-10 (plus biases). */
-function tree(seed: number): Params {
-  return {
-    'l0/kernel': tf.randomNormal([784, 1024], 0, 0.05, 'float32', seed),
-    'l0/bias': tf.zeros([1024]),
-    'l1/kernel': tf.randomNormal([1024, 256], 0, 0.05, 'float32', seed + 1),
-    'l1/bias': tf.zeros([256]),
-    'l2/kernel': tf.randomNormal([256, 10], 0, 0.05, 'float32', seed + 2),
-    'l2/bias': tf.zeros([10]),
-  };
-}
 
 const make: Record<OptimizerName, () => Optimizer> = {
   sgd: () => OPTIMIZERS.sgd({ learningRate: 0.01 }),
@@ -31,21 +18,10 @@ const make: Record<OptimizerName, () => Optimizer> = {
 
 /** Time of one optimizer step (update + apply) for each optimizer, as a ratio to SGD's, in one run. */
 export function benchOptimizerSteps(reps = 15): BenchRow[] {
-  const grads = tree(100);
+  const grads = millionParamTree(100);
+  const n = parameterCount(grads);
   const ms: Partial<Record<OptimizerName, number>> = {};
-  let n = 0;
-  for (const name of Object.keys(make) as OptimizerName[]) {
-    const opt = make[name]();
-    let params = tree(1);
-    n = parameterCount(params);
-    let state = opt.init(params);
-    ms[name] = medianMs(() => {
-      ({ params, state } = opt.step(params, grads, state));
-      settle(Object.values(params));
-    }, reps);
-    disposeParams(params);
-    tf.dispose(state.inner as tf.TensorContainer);
-  }
+  for (const name of Object.keys(make) as OptimizerName[]) ms[name] = optimizerStepMs(make[name](), grads, reps);
   disposeParams(grads);
   const sgd = ms.sgd!;
   const rows: BenchRow[] = (Object.keys(ms) as OptimizerName[]).map((name) => ({
