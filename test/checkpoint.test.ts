@@ -344,8 +344,10 @@ describe('refusing bad input', () => {
       const path = await edited((c) => (c.theta.data[3]![1] = bad));
       await expectRefused(path, `${path}: theta '2': value 1 of 2 is ${shown}; values must be finite`);
     }
+    // The trainer's arrays may hold NaN (a diverged inner run is state to resume exactly); theta may not.
     const inState = await edited((c) => (c.training!.arrays.data[1]![0] = Number.NaN));
-    await expectRefused(inState, /training\.arrays 'adam\/v\/mlp\/w0': value 0 of 1248 is NaN/);
+    const loaded = await loadCheckpoint(inState);
+    expect(Number.isNaN(loaded.training!.arrays.data[1]![0]!)).toBe(true);
     const inEval = await edited((c) => (c.eval = { loss: Number.NaN }));
     await expectRefused(inEval, /eval\.loss: expected a finite number, found NaN/);
   });

@@ -97,7 +97,7 @@ describe('learned optimizer shapes', () => {
     const lo = createLearnedOptimizer('small_fc_lopt', { hiddenSize: 4, mup: false });
     expect(lo.config).toEqual({ hiddenSize: 4, mup: false, stepMult: 0.001, expMult: 0.001 });
     expect(thetaCount(createLearnedOptimizer(lo.arch, { ...lo.config }))).toBe(197);
-    expect(Object.keys(LEARNED_OPTIMIZERS)).toEqual(['small_fc_lopt', 'mlp_lopt']);
+    expect(Object.keys(LEARNED_OPTIMIZERS)).toEqual(['small_fc_lopt', 'mlp_lopt', 'learnable_sgd']);
     expect(() => createLearnedOptimizer('velo', {})).toThrow(/unknown learned optimizer architecture 'velo'/);
     expect(() => createLearnedOptimizer('mlp_lopt', { hidden: 3 })).toThrow(/unknown config key 'hidden'/);
     expect(() => createLearnedOptimizer('mlp_lopt', { hiddenSize: 'x' })).toThrow(/hiddenSize/);

@@ -89,7 +89,11 @@ function validateConfig(value: unknown, fail: Fail): Checkpoint['config'] {
   return out;
 }
 
-function validateTable(value: unknown, label: string, fail: Fail): TensorTable {
+/**
+ * `finite`: theta must be finite; the trainer's arrays may not be (a diverged inner run is state
+ * the resumed run must continue from exactly).
+ */
+function validateTable(value: unknown, label: string, fail: Fail, finite = true): TensorTable {
   expectKeys(value, label, TABLE_KEYS, true, fail);
   const table = value as Record<string, unknown>;
   const { names, shapes, data } = table;
@@ -123,7 +127,7 @@ function validateTable(value: unknown, label: string, fail: Fail): TensorTable {
     if (!(values instanceof Float32Array)) fail(field, `data must be a Float32Array, found ${describe(values)}`);
     const arr = values as Float32Array;
     if (arr.length !== size) fail(field, `shape [${dims.join(',')}] needs ${size} values, found ${arr.length}`);
-    for (let j = 0; j < arr.length; j++) {
+    for (let j = 0; finite && j < arr.length; j++) {
       const x = arr[j] as number;
       // x - x is 0 for finite x and NaN for NaN/±Infinity: one comparison per element.
       if (x - x !== 0) fail(field, `value ${j} of ${arr.length} is ${x}; values must be finite`);
@@ -163,7 +167,7 @@ function validateTraining(value: unknown, fail: Fail): TrainingState {
   expectKeys(value, 'training', TRAINING_KEYS, true, fail);
   const t = value as Record<string, unknown>;
   return {
-    arrays: validateTable(t.arrays, 'training.arrays', fail),
+    arrays: validateTable(t.arrays, 'training.arrays', fail, false),
     state: validateJsonObject(t.state, 'training.state', fail),
   };
 }

@@ -47,10 +47,14 @@ export interface LearnedTransformOptions extends LearnedOptimizerOptions {
   finiteCheck?: FiniteCheck;
 }
 
-/** Inner state: the step count before the next update, and each tensor's accumulators. */
+/**
+ * Inner state: the step count before the next update, and each tensor's accumulators. With
+ * `memberSteps` the count is one per population member (meta-training particles run
+ * desynchronized and restart their episodes at different steps); otherwise one shared number.
+ */
 export interface LearnedState {
-  [key: string]: number | Record<string, Accumulators>;
-  count: number;
+  [key: string]: number | number[] | Record<string, Accumulators>;
+  count: number | number[];
   acc: Record<string, Accumulators>;
 }
 
@@ -61,6 +65,9 @@ export function learnedTransform(
   options: LearnedTransformOptions,
 ): GradientTransformation<LearnedState> {
   const P = population ?? 1;
+  if (options.memberSteps && population === undefined) {
+    throw new Error(`${rt.name}: memberSteps needs a population (one step count per member)`);
+  }
   const withP = (t: tf.Tensor) => (population === undefined ? tf.expandDims(t, 0) : t);
   const memberShapeOf = (t: tf.Tensor) => (population === undefined ? t.shape.slice() : t.shape.slice(1));
   const scaleOf = (name: string, t: tf.Tensor): number =>
@@ -80,16 +87,24 @@ export function learnedTransform(
         const shape = population === undefined ? [1, ...p.shape] : p.shape;
         acc[name] = initAccumulators(rt.kind, rt.momenta, rt.adafactorDecays, shape);
       }
-      return { count: 0, acc };
+      return { count: options.memberSteps ? new Array<number>(P).fill(0) : 0, acc };
     },
 
     update(grads, state, params) {
-      const step = state.count;
+      const counts = state.count;
+      if (Array.isArray(counts) && counts.length !== P) {
+        throw new Error(`${rt.name}: state holds ${counts.length} member step counts for a population of ${P}`);
+      }
+      const stepOf = (member: number): number => (Array.isArray(counts) ? counts[member]! : counts);
       const thetaP: Params = {};
       for (const [name, t] of Object.entries(theta)) thetaP[name] = withP(t);
       const decays = rt.decays(thetaP);
       const weights = rt.mlp(thetaP);
-      const first = firstLayer(weights, timeFeatures(step), channels);
+      const first = firstLayer(
+        weights,
+        Array.isArray(counts) ? counts.map((c) => timeFeatures(c)) : timeFeatures(counts),
+        channels,
+      );
       const names = Object.keys(grads);
       const results = names.map((name) => {
         const g = withP(grads[name]!);
@@ -118,7 +133,7 @@ export function learnedTransform(
           memberFlags.forEach((f, k) => {
             if (f !== 0) return;
             const parameter = population === undefined ? name : `${name}[member ${k}]`;
-            options.onWarning!({ kind: 'non-finite-gradient', parameter, step });
+            options.onWarning!({ kind: 'non-finite-gradient', parameter, step: stepOf(k) });
           });
         }
         if (allFinite) {
@@ -138,7 +153,8 @@ export function learnedTransform(
         updates[name] = tf.reshape(u, shape);
       });
       // The counter advances on a skipped step too: the time features track the position in the run.
-      return { updates, state: { count: step + 1, acc } };
+      const count = Array.isArray(counts) ? counts.map((c) => c + 1) : counts + 1;
+      return { updates, state: { count, acc } };
     },
   };
 }

@@ -22,11 +22,15 @@ export interface FirstLayer {
   bias: tf.Tensor2D;
 }
 
-export function firstLayer(w: MlpWeights, time: readonly number[], channels: number): FirstLayer {
+/** `time`: the 11 time features shared by every member, or one row of them per member. */
+export function firstLayer(w: MlpWeights, time: readonly number[] | readonly (readonly number[])[], channels: number): FirstLayer {
   const [P, , H] = w.w0.shape;
   const wChannels = tf.slice(w.w0, [0, 0, 0], [P, channels, H]);
   const wTime = tf.slice(w.w0, [0, channels, 0], [P, TIME_FEATURES, H]);
-  const t = tf.tensor3d(Array.from(time), [1, TIME_FEATURES, 1]);
+  const perMember = time.length > 0 && Array.isArray(time[0]);
+  const t = perMember
+    ? tf.tensor3d((time as readonly (readonly number[])[]).flat(), [P, TIME_FEATURES, 1])
+    : tf.tensor3d(Array.from(time as readonly number[]), [1, TIME_FEATURES, 1]);
   const bias = tf.add(w.b0, tf.sum(tf.mul(wTime, t), 1)) as tf.Tensor2D;
   return { wChannels, bias };
 }
@@ -72,9 +76,11 @@ export function mlpOutputs(
   }
   const h1 = tf.relu(tf.add(tf.matMul(raw, w0, true, false), tf.expandDims(first.bias, 1)));
   const h2 = tf.relu(tf.add(tf.matMul(h1, w.w1), tf.expandDims(w.b1, 1)));
-  const out = tf.add(tf.matMul(h2, w.w2), tf.expandDims(w.b2, 1));
-  const [direction, magnitude] = tf.split(out, 2, 2) as [tf.Tensor, tf.Tensor];
-  return { direction: tf.reshape(direction, [P, N]), magnitude: tf.reshape(magnitude, [P, N]) };
+  // One [P, N, H]·[P, H, 1] product per output rather than splitting a [P, N, 2] block along its
+  // last axis (SplitV on wasm costs more than the product itself).
+  const column = (j: number) =>
+    tf.reshape(tf.add(tf.matMul(h2, tf.slice(w.w2, [0, 0, j], [P, H, 1])), tf.reshape(tf.slice(w.b2, [0, j], [P, 1]), [P, 1, 1])), [P, N]);
+  return { direction: column(0) as tf.Tensor2D, magnitude: column(1) as tf.Tensor2D };
 }
 
 /** Theta names and shapes of the MLP inputs → H → H → 2. */

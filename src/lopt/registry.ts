@@ -1,4 +1,5 @@
 // Learned optimizers by architecture name: what a checkpoint's (arch, config) rebuilds.
+import { learnableSgd, type LearnableSgdConfig } from './learnableSgd.js';
 import { mlpLopt, type MlpLoptConfig } from './mlpLopt.js';
 import { smallFcLopt, type SmallFcLoptConfig } from './smallFcLopt.js';
 import type { LearnedOptimizer, LearnedOptimizerArch } from './types.js';
@@ -7,6 +8,7 @@ export const LEARNED_OPTIMIZERS: Readonly<Record<LearnedOptimizerArch, (config: 
   Object.freeze({
     small_fc_lopt: (config: Record<string, unknown>) => smallFcLopt(config as SmallFcLoptConfig),
     mlp_lopt: (config: Record<string, unknown>) => mlpLopt(config as MlpLoptConfig),
+    learnable_sgd: (config: Record<string, unknown>) => learnableSgd(config as LearnableSgdConfig),
   });
 
 export function isLearnedOptimizerArch(arch: string): arch is LearnedOptimizerArch {

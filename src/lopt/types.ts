@@ -3,7 +3,7 @@ import type { MupScale } from '../optim/transforms/scaleByMup.js';
 import type { Params } from '../tree/params.js';
 
 /** Architectures lopt knows, by their checkpoint name. */
-export type LearnedOptimizerArch = 'small_fc_lopt' | 'mlp_lopt';
+export type LearnedOptimizerArch = 'small_fc_lopt' | 'mlp_lopt' | 'learnable_sgd';
 
 export interface LearnedOptimizerOptions {
   /** Length of the inner run the optimizer is used for (learned optimizers may read it; kept for parity with VeLO). */
@@ -16,6 +16,11 @@ export interface LearnedOptimizerOptions {
    * per-tensor statistic taken within the member.
    */
   population?: number;
+  /**
+   * One step count per population member instead of one shared count (meta-training: particles
+   * run desynchronized and restart at different steps). Requires `population`.
+   */
+  memberSteps?: boolean;
   /** Called (never thrown) when a tensor's gradient holds NaN/Inf and its update was zeroed. */
   onWarning?: (event: { kind: 'non-finite-gradient'; parameter: string; step: number }) => void;
 }

@@ -1,0 +1,76 @@
+// The GradientEstimator role (learned_optimization): theta in, a meta-gradient estimate out, with
+// persistent worker state that a checkpoint can hold. Work goes out as truncation units.
+import type { JsonValue } from '../checkpoint/format.js';
+import { Rng } from '../random/rng.js';
+import type { TruncationUnitInput, TruncationUnitOutput } from './truncationUnit.js';
+
+/** Runs a unit somewhere (this thread or a worker) and returns its result. */
+export type UnitRunner = (input: TruncationUnitInput) => Promise<TruncationUnitOutput>;
+
+export interface EstimateResult {
+  /** The meta-gradient estimate, one value per meta-parameter (flat theta order). */
+  grad: Float64Array;
+  /** Mean normalized meta-loss of the perturbed particles. */
+  metaLoss: number;
+  /** Mean unnormalized training loss of the particles over this estimate (NaN-free mean, NaN if all NaN). */
+  innerLoss: number;
+  /** Inner steps taken, population members counted one by one. */
+  innerSteps: number;
+}
+
+/** Estimator state as a checkpoint stores it: JSON plus named float arrays. */
+export interface EstimatorSnapshot {
+  json: { [key: string]: JsonValue };
+  arrays: Record<string, Float32Array>;
+}
+
+export interface GradientEstimator {
+  /** e.g. 'truncated-pes mlp-mnist8-w32-d1-relu-b128-mup'. */
+  readonly label: string;
+  estimate(theta: Float32Array, outerStep: number, run: UnitRunner): Promise<EstimateResult>;
+  snapshot(): EstimatorSnapshot;
+  restore(snapshot: EstimatorSnapshot): void;
+}
+
+/**
+ * Antithetic noise for an outer step: ε ~ N(0, I) [K, n], particle i's row from its own stream, so
+ * the noise does not depend on how particles are grouped.
+ */
+export function sampleNoise(root: string, outerStep: number, particles: number, n: number): Float32Array {
+  const out = new Float32Array(particles * n);
+  for (let i = 0; i < particles; i++) {
+    const rng = new Rng(root).fork(`noise-${outerStep}`).fork(`particle-${i}`);
+    for (let j = 0; j < n; j++) out[i * n + j] = rng.normal();
+  }
+  return out;
+}
+
+/** The thetas of particles `from … from+k−1`: [θ+σε, θ−σε] per particle, member-major. */
+export function perturbedThetas(theta: Float32Array, noise: Float32Array, sigma: number, from: number, k: number): Float32Array {
+  const n = theta.length;
+  const out = new Float32Array(2 * k * n);
+  for (let j = 0; j < k; j++) {
+    const eps = noise.subarray((from + j) * n, (from + j + 1) * n);
+    const pos = out.subarray(2 * j * n, (2 * j + 1) * n);
+    const neg = out.subarray((2 * j + 1) * n, (2 * j + 2) * n);
+    for (let q = 0; q < n; q++) {
+      pos[q] = theta[q]! + sigma * eps[q]!;
+      neg[q] = theta[q]! - sigma * eps[q]!;
+    }
+  }
+  return out;
+}
+
+/** Mean of the finite values (NaN when none is finite). */
+export function finiteMean(values: ArrayLike<number>): number {
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (Number.isFinite(v)) {
+      s += v;
+      n++;
+    }
+  }
+  return n === 0 ? Number.NaN : s / n;
+}

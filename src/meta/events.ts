@@ -1,0 +1,78 @@
+// What the meta-trainer tells the outside world. The engine only emits these; the terminal
+// dashboard and the plain log reporter (src/cli/metaTrain/) consume them.
+
+/** Emitted once, before the first outer step (also on resume). */
+export interface RunStartEvent {
+  type: 'run-start';
+  runDir: string;
+  recipeName: string;
+  /** Learned-optimizer architecture ('small_fc_lopt', 'mlp_lopt') and its meta-parameter count. */
+  arch: string;
+  thetaSize: number;
+  totalSteps: number;
+  /** The outer step the run starts from (0, or the resumed checkpoint's step). */
+  startStep: number;
+  resumedFrom: string | null;
+  backend: string;
+  workers: number;
+  /** One label per gradient estimator, e.g. 'pes mlp-mnist8-w32-d1-relu-b128-mup'. */
+  estimators: string[];
+}
+
+/** Emitted after every outer step. */
+export interface OuterStepEvent {
+  type: 'outer-step';
+  /** The number of outer steps done (1 after the first). */
+  step: number;
+  totalSteps: number;
+  /** Mean meta-loss of the step's perturbed particles (normalized task loss, averaged over estimators). */
+  metaLoss: number;
+  /** Mean pre-update training loss (unnormalized) of the current particles, per estimator. */
+  innerLoss: number[];
+  /** Global norm of the averaged meta-gradient (before the outer optimizer's clipping). */
+  metaGradNorm: number;
+  /** Perturbation scale σ. */
+  sigma: number;
+  /** The outer optimizer's learning rate used at this step. */
+  outerLr: number;
+  /** Inner steps done in this outer step, summed over every population member. */
+  innerSteps: number;
+  /** Wall seconds of this outer step. */
+  seconds: number;
+  /** Inner steps per second over this step, population included (innerSteps / seconds). */
+  innerStepsPerSecond: number;
+  /** Inner steps per second of each worker over this step (one entry with workers = 0 or 1). */
+  innerStepsPerSecondPerWorker: number[];
+  /** Estimated seconds left, from the mean outer-step time so far; null until one step is done. */
+  etaSeconds: number | null;
+}
+
+/** Emitted after a checkpoint is written. */
+export interface CheckpointEvent {
+  type: 'checkpoint';
+  step: number;
+  path: string;
+  /** Why it was written: 'steps' (every N), 'minutes' (every M), 'stop' (graceful stop), 'final'. */
+  reason: 'steps' | 'minutes' | 'stop' | 'final';
+}
+
+/** Something the user should see that does not stop the run (a worker restarted, a corrupt checkpoint skipped…). */
+export interface WarningEvent {
+  type: 'warning';
+  message: string;
+}
+
+/** Emitted once when the run ends, for whatever reason. */
+export interface RunEndEvent {
+  type: 'run-end';
+  step: number;
+  /** 'done': all steps; 'stopped': a graceful stop was requested; 'failed': an error ended it. */
+  status: 'done' | 'stopped' | 'failed';
+  /** The last checkpoint written (null when none). */
+  checkpoint: string | null;
+  error?: string;
+}
+
+export type MetaTrainEvent = RunStartEvent | OuterStepEvent | CheckpointEvent | WarningEvent | RunEndEvent;
+
+export type MetaTrainListener = (event: MetaTrainEvent) => void;

@@ -1,0 +1,58 @@
+// Meta-training particles: one inner training run each (an antithetic pair of population members
+// shares it), restarted with a new task seed and length when its episode ends. Everything a
+// particle draws is a function of (estimator seed, particle, episode), so no RNG state needs to
+// be carried or checkpointed, and every worker computes the same draws.
+import { Rng } from '../random/rng.js';
+
+/** Inner-episode lengths: fixed, or log-uniform between min and max (μLO: 100…1000). */
+export type EpisodeLength = { kind: 'fixed'; steps: number } | { kind: 'log-uniform'; min: number; max: number };
+
+/** Where one particle is: JSON, carried by the estimator and its checkpoint. */
+export interface ParticleState {
+  /** Index of the current episode (0 for the first). */
+  episode: number;
+  /** Inner steps done in the current episode. */
+  step: number;
+  /** Length of the current episode; the particle restarts when step reaches it. */
+  length: number;
+}
+
+/** What a particle uses for one episode. */
+export interface EpisodeDraw {
+  length: number;
+  /** Seed of the inner parameters' initialization. */
+  initSeed: number;
+  /** Base seed of the episode's training batches. */
+  dataSeed: number;
+}
+
+/** The stream of particle `particle` of the estimator whose stream is `root`. */
+function particleRng(root: string, particle: number): Rng {
+  return new Rng(root).fork(`particle-${particle}`);
+}
+
+export function drawEpisode(root: string, particle: number, episode: number, lengths: EpisodeLength): EpisodeDraw {
+  const rng = particleRng(root, particle).fork(`episode-${episode}`);
+  const length =
+    lengths.kind === 'fixed' ? lengths.steps : Math.max(1, Math.round(rng.fork('length').logUniform(lengths.min, lengths.max)));
+  return { length, initSeed: rng.fork('init').seedInt(), dataSeed: rng.fork('data').seedInt() };
+}
+
+/**
+ * The first state of every particle. With `initialOffset` > 0 particle i starts its first episode
+ * at a uniform step in [0, initialOffset) of it, so particles do not all restart together (the
+ * reference's random_initial_iteration_offset): the first episode is shortened, never lengthened.
+ */
+export function initialParticles(root: string, count: number, lengths: EpisodeLength, initialOffset: number): ParticleState[] {
+  return Array.from({ length: count }, (_, i) => {
+    const { length } = drawEpisode(root, i, 0, lengths);
+    const offset = initialOffset > 0 ? particleRng(root, i).fork('offset').int(initialOffset) : 0;
+    return { episode: 0, step: Math.min(offset, length - 1), length };
+  });
+}
+
+/** Seed of the batches a particle reads in a truncation that starts at `step` of `episode`. */
+export function truncationDataSeed(root: string, particle: number, state: ParticleState): number {
+  const { dataSeed } = drawEpisode(root, particle, state.episode, { kind: 'fixed', steps: 1 });
+  return new Rng(String(dataSeed)).fork(`step-${state.step}`).seedInt();
+}

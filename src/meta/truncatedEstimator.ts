@@ -1,0 +1,157 @@
+// Truncated PES (μLO's estimator) and truncated ES: K particles, each an antithetic pair of inner
+// runs of one task, advanced `truncationLength` steps per outer step and restarted when their
+// episode ends. Particles are grouped into fixed units (the unit of vectorization and of worker
+// parallelism); a unit's task is drawn once from the family.
+import { Rng } from '../random/rng.js';
+import type { TaskFamily } from '../../tasks/families.js';
+import { esGradient, meanLoss, pesGradient, truncationDelta, type ParticleLosses } from './esGradient.js';
+import {
+  finiteMean,
+  perturbedThetas,
+  sampleNoise,
+  type EstimateResult,
+  type EstimatorSnapshot,
+  type GradientEstimator,
+  type UnitRunner,
+} from './estimator.js';
+import { initialParticles, type EpisodeLength, type ParticleState } from './particles.js';
+import type { TruncationUnitOutput, UnitState } from './truncationUnit.js';
+
+export interface TruncatedEstimatorOptions {
+  kind: 'truncated-pes' | 'truncated-es';
+  family: TaskFamily;
+  lopt: { arch: string; config: Record<string, number | string | boolean> };
+  /** This estimator's stream root (from the recipe seed and the estimator's index). */
+  root: string;
+  particles: number;
+  particlesPerUnit: number;
+  sigma: number;
+  truncationLength: number;
+  lengths: EpisodeLength;
+  /** Particles start their first episode at a uniform step in [0, initialOffset). */
+  initialOffset: number;
+  thetaSize: number;
+}
+
+export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstimator {
+  const K = o.particles;
+  const unitCount = Math.ceil(K / o.particlesPerUnit);
+  const units = Array.from({ length: unitCount }, (_, u) => {
+    const from = u * o.particlesPerUnit;
+    const k = Math.min(o.particlesPerUnit, K - from);
+    return { from, k, task: o.family.sample(new Rng(o.root).fork(`unit-${u}`)) };
+  });
+  let particles: ParticleState[] = initialParticles(o.root, K, o.lengths, o.initialOffset);
+  let unitStates: (UnitState | null)[] = units.map(() => null);
+  const accumulators = new Float32Array(K * o.thetaSize);
+  const tasks = [...new Set(units.map((u) => u.task))];
+
+  return {
+    label: `${o.kind} ${tasks.length === 1 ? tasks[0] : `${o.family.name} (${tasks.length} tasks)`}`,
+
+    async estimate(theta, outerStep, run): Promise<EstimateResult> {
+      if (theta.length !== o.thetaSize) throw new Error(`${o.kind}: theta has ${theta.length} values, expected ${o.thetaSize}`);
+      const noise = sampleNoise(o.root, outerStep, K, o.thetaSize);
+      const outputs: TruncationUnitOutput[] = await Promise.all(
+        units.map((u, ui) =>
+          run({
+            task: u.task,
+            lopt: o.lopt,
+            root: o.root,
+            particles: Array.from({ length: u.k }, (_, j) => u.from + j),
+            particleStates: particles.slice(u.from, u.from + u.k),
+            lengths: o.lengths,
+            thetas: perturbedThetas(theta, noise, o.sigma, u.from, u.k),
+            steps: o.truncationLength,
+            start: o.kind === 'truncated-es' ? 'shared' : 'persistent',
+            state: unitStates[ui]!,
+          }),
+        ),
+      );
+      const losses: ParticleLosses[] = [];
+      const raw: number[] = [];
+      outputs.forEach((out, ui) => {
+        const k = units[ui]!.k;
+        const T = o.truncationLength;
+        for (let j = 0; j < k; j++) {
+          const positive = new Float64Array(T);
+          const negative = new Float64Array(T);
+          for (let t = 0; t < T; t++) {
+            positive[t] = out.losses[t * 2 * k + 2 * j]!;
+            negative[t] = out.losses[t * 2 * k + 2 * j + 1]!;
+          }
+          losses.push({ positive, negative, resetStep: out.resetStep[j]! });
+        }
+        raw.push(finiteMean(out.rawLosses));
+      });
+      // Commit the new state only once every unit has succeeded: a failed step changes nothing.
+      particles = outputs.flatMap((out) => out.particleStates);
+      unitStates = outputs.map((out) => out.state);
+      const grad =
+        o.kind === 'truncated-pes'
+          ? pesGradient(losses, noise, accumulators, o.sigma)
+          : esGradient(losses.map(truncationDelta), noise, o.sigma);
+      return { grad, metaLoss: meanLoss(losses), innerLoss: finiteMean(raw), innerSteps: 2 * K * o.truncationLength };
+    },
+
+    snapshot(): EstimatorSnapshot {
+      const arrays: Record<string, Float32Array> = {};
+      if (o.kind === 'truncated-pes') arrays['accumulators'] = accumulators.slice();
+      const numbers: (number[] | null)[] = [];
+      unitStates.forEach((s, u) => {
+        if (s === null) {
+          numbers.push(null);
+          return;
+        }
+        s.params.forEach((a, i) => (arrays[`unit-${u}/param-${i}`] = a));
+        s.optTensors.forEach((a, i) => (arrays[`unit-${u}/opt-${i}`] = a));
+        numbers.push(s.optNumbers);
+      });
+      return {
+        json: {
+          particles: particles.map((p) => ({ ...p })),
+          units: numbers.map((n, u) =>
+            n === null ? null : { params: unitStates[u]!.params.length, opt: unitStates[u]!.optTensors.length, numbers: n },
+          ),
+        },
+        arrays,
+      };
+    },
+
+    restore(snapshot) {
+      const json = snapshot.json as { particles?: unknown; units?: unknown };
+      const ps = json.particles;
+      if (!Array.isArray(ps) || ps.length !== K || !ps.every(isParticle)) {
+        throw new Error(`${o.kind}: checkpoint holds no valid state for ${K} particles`);
+      }
+      const us = json.units;
+      if (!Array.isArray(us) || us.length !== unitCount) throw new Error(`${o.kind}: checkpoint holds state for a different number of units`);
+      const restored = us.map((entry, u): UnitState | null => {
+        if (entry === null) return null;
+        const e = entry as { params: number; opt: number; numbers: number[] };
+        const get = (name: string) => {
+          const a = snapshot.arrays[name];
+          if (a === undefined) throw new Error(`${o.kind}: checkpoint is missing array '${name}'`);
+          return a;
+        };
+        return {
+          params: Array.from({ length: e.params }, (_, i) => get(`unit-${u}/param-${i}`)),
+          optTensors: Array.from({ length: e.opt }, (_, i) => get(`unit-${u}/opt-${i}`)),
+          optNumbers: e.numbers.slice(),
+        };
+      });
+      if (o.kind === 'truncated-pes') {
+        const acc = snapshot.arrays['accumulators'];
+        if (acc === undefined || acc.length !== accumulators.length) throw new Error(`${o.kind}: checkpoint accumulators do not match`);
+        accumulators.set(acc);
+      }
+      particles = (ps as ParticleState[]).map((p) => ({ ...p }));
+      unitStates = restored;
+    },
+  };
+}
+
+function isParticle(p: unknown): p is ParticleState {
+  const q = p as ParticleState;
+  return typeof q === 'object' && q !== null && [q.episode, q.step, q.length].every((x) => Number.isSafeInteger(x) && x >= 0);
+}

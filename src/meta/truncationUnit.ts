@@ -1,0 +1,296 @@
+// One unit of meta-training work: a few particles (antithetic pairs of population members) of one
+// task advanced T inner steps in one op stream, with the learned optimizer applied to all of them
+// at once. Input and output are plain objects with typed arrays, so a unit runs the same in this
+// thread or in a worker; its result depends on its input and the backend only.
+import * as tf from '@tensorflow/tfjs-core';
+import type { LearnedOptimizer } from '../lopt/types.js';
+import { createLearnedOptimizer } from '../lopt/registry.js';
+import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
+import { selectMembers } from '../tree/memberSelect.js';
+import type { Params } from '../tree/params.js';
+import { disposeState, replaceLeaves, stateLeaves, type StateLeaf, type StateTree } from '../tree/stateTree.js';
+import { taskFromName } from '../../tasks/registry.js';
+import type { Batch, BatchStream, Split, Task } from '../../tasks/types.js';
+import { drawEpisode, truncationDataSeed, type EpisodeLength, type ParticleState } from './particles.js';
+import { thetaSize, unflattenThetas } from './thetaVector.js';
+
+/** The inner runs' parameters and optimizer state, as arrays (every tensor [P, ...]). */
+export interface UnitState {
+  /** Parameters in task.shapes order. */
+  params: Float32Array[];
+  /** Tensor leaves of the optimizer state, in stateLeaves order. */
+  optTensors: Float32Array[];
+  /** Number leaves of the optimizer state (step counts), in stateLeaves order. */
+  optNumbers: number[];
+}
+
+/** How a full-episode unit turns its run into one meta-loss per member (ES). */
+export interface FinalLossSpec {
+  /** Batches of `split` the final parameters' loss is averaged over. */
+  batches: number;
+  split: Split;
+}
+
+export interface TruncationUnitInput {
+  /** Canonical task name (tasks/registry). */
+  task: string;
+  lopt: { arch: string; config: Record<string, number | string | boolean> };
+  /** The estimator's stream root: particle draws (episode lengths, init and data seeds) come from it. */
+  root: string;
+  /** The estimator-wide indices of this unit's particles. */
+  particles: number[];
+  particleStates: ParticleState[];
+  /** Lengths of the episodes a particle starts when its current one ends. */
+  lengths: EpisodeLength;
+  /** Perturbed thetas [2k, n]: particle j's positive member 2j, its negative member 2j+1. */
+  thetas: Float32Array;
+  steps: number;
+  /** 'shared': each negative member starts from its positive member's state (truncated ES). */
+  start: 'persistent' | 'shared';
+  /** null: every particle (re)starts its current episode from its initialization. */
+  state: UnitState | null;
+  finalLoss?: FinalLossSpec;
+}
+
+export interface TruncationUnitOutput {
+  /** Normalized pre-update training loss [T, 2k] (NaN/Inf already mapped by the task's normalizer). */
+  losses: Float32Array;
+  /** The same, unnormalized [T, 2k] (may hold NaN). */
+  rawLosses: Float32Array;
+  /** Per particle, the first step of this truncation that began a new episode, or −1. */
+  resetStep: Int32Array;
+  particleStates: ParticleState[];
+  state: UnitState;
+  /** Normalized loss of the final parameters [2k], when finalLoss was asked for. */
+  finalLosses?: Float32Array;
+}
+
+const tasks = new Map<string, Task>();
+const lopts = new Map<string, LearnedOptimizer>();
+
+function cachedTask(name: string): Task {
+  let t = tasks.get(name);
+  if (t === undefined) {
+    t = taskFromName(name);
+    tasks.set(name, t);
+  }
+  return t;
+}
+
+export function cachedLearnedOptimizer(arch: string, config: Record<string, number | string | boolean>): LearnedOptimizer {
+  const key = `${arch} ${JSON.stringify(config)}`;
+  let lo = lopts.get(key);
+  if (lo === undefined) {
+    lo = createLearnedOptimizer(arch, config);
+    lopts.set(key, lo);
+  }
+  return lo;
+}
+
+export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOutput {
+  const task = cachedTask(input.task);
+  const lo = cachedLearnedOptimizer(input.lopt.arch, input.lopt.config);
+  const k = input.particles.length;
+  const P = 2 * k;
+  const T = input.steps;
+  if (input.particleStates.length !== k) throw new Error(`truncation unit: ${k} particles but ${input.particleStates.length} particle states`);
+  if (input.thetas.length !== P * thetaSize(lo)) {
+    throw new Error(`truncation unit: thetas hold ${input.thetas.length} values, ${P} members of ${lo.arch} need ${P * thetaSize(lo)}`);
+  }
+  const names = Object.keys(task.shapes);
+  const states = input.particleStates.map((s) => ({ ...s }));
+  const memberSeeds = (seedOf: (j: number) => number) => input.particles.flatMap((_, j) => [seedOf(j), seedOf(j)]);
+  const initSeedOf = (j: number) => drawEpisode(input.root, input.particles[j]!, states[j]!.episode, { kind: 'fixed', steps: 1 }).initSeed;
+
+  const theta = unflattenThetas(lo, input.thetas, P);
+  const opt = lo.optimizer(theta, { population: P, memberSteps: true, mupScale: { ...task.mupScale } });
+  let params: Params;
+  let state: OptimizerState;
+  if (input.state === null) {
+    params = task.init(memberSeeds(initSeedOf));
+    state = opt.init(params);
+  } else {
+    ({ params, state } = restoreState(task, opt, input.state, P, names));
+    if (input.start === 'shared') {
+      const take = Array.from({ length: P }, (_, m) => m % 2 === 1);
+      const positive = Array.from({ length: P }, (_, m) => m - (m % 2));
+      const next = tf.tidy(() => {
+        const copy = (t: tf.Tensor) => tf.gather(t, positive);
+        const p: Params = {};
+        for (const n of names) p[n] = copy(params[n]!);
+        const inner = mapTensors(state.inner, copy);
+        return { p, inner: selectMembers(state.inner, inner, take) } as unknown as tf.TensorContainer;
+      }) as unknown as { p: Params; inner: StateTree };
+      tf.dispose(Object.values(params));
+      disposeState(state.inner);
+      params = next.p;
+      state = { spec: state.spec, inner: next.inner };
+    }
+  }
+
+  const streams: BatchStream[] = input.particles.map((p, j) => task.batches('train', [truncationDataSeed(input.root, p, states[j]!), truncationDataSeed(input.root, p, states[j]!)]));
+  const resetStep = new Int32Array(k).fill(-1);
+  const lossRows: tf.Tensor[] = [];
+  const rawRows: tf.Tensor[] = [];
+  const ones = tf.ones([P]) as tf.Tensor1D;
+  try {
+    for (let t = 0; t < T; t++) {
+      const take = new Array<boolean>(P).fill(false);
+      states.forEach((s, j) => {
+        if (s.step < s.length) return;
+        s.episode += 1;
+        s.step = 0;
+        s.length = drawEpisode(input.root, input.particles[j]!, s.episode, input.lengths).length;
+        take[2 * j] = take[2 * j + 1] = true;
+        if (resetStep[j] === -1) resetStep[j] = t;
+        const seed = truncationDataSeed(input.root, input.particles[j]!, s);
+        streams[j] = task.batches('train', [seed, seed]);
+      });
+      if (take.some((b) => b)) ({ params, state } = restartMembers(task, opt, params, state, take, memberSeeds(initSeedOf)));
+
+      const batch = nextBatch(streams);
+      const list = names.map((n) => params[n]!);
+      const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
+        const p: Params = {};
+        names.forEach((n, i) => (p[n] = ws[i]!));
+        return task.loss(p, batch);
+      })(list, ones as tf.Tensor1D);
+      tf.dispose(Object.values(batch));
+      rawRows.push(value);
+      lossRows.push(tf.tidy(() => task.normalizeLoss(value)));
+      const g: Params = {};
+      names.forEach((n, i) => (g[n] = grads[i]!));
+      const next = opt.step(params, g, state);
+      tf.dispose(grads);
+      params = next.params;
+      state = next.state;
+      for (const s of states) s.step += 1;
+    }
+
+    let finalLosses: Float32Array | undefined;
+    if (input.finalLoss !== undefined) finalLosses = finalLoss(task, params, input, states);
+    const losses = stackRows(lossRows, T, P);
+    const rawLosses = stackRows(rawRows, T, P);
+    const out: TruncationUnitOutput = {
+      losses,
+      rawLosses,
+      resetStep,
+      particleStates: states,
+      state: saveState(params, state, names),
+      ...(finalLosses ? { finalLosses } : {}),
+    };
+    return out;
+  } finally {
+    tf.dispose([...lossRows, ...rawRows, ones]);
+    tf.dispose(Object.values(params));
+    disposeState(state.inner);
+    tf.dispose(Object.values(theta));
+  }
+}
+
+/** Every tensor leaf of a state tree through `fn` (numbers kept). */
+function mapTensors(tree: StateTree, fn: (t: tf.Tensor) => tf.Tensor): StateTree {
+  return replaceLeaves(tree, stateLeaves(tree).map((l) => (l instanceof tf.Tensor ? fn(l) : l)));
+}
+
+/** Members with take[m] start over: fresh parameters from `seeds` and a fresh optimizer state. */
+function restartMembers(
+  task: Task,
+  opt: Optimizer,
+  params: Params,
+  state: OptimizerState,
+  take: boolean[],
+  seeds: number[],
+): { params: Params; state: OptimizerState } {
+  const fresh = task.init(seeds);
+  const freshState = opt.init(fresh);
+  const next = tf.tidy(() => ({
+    p: selectMembers(params, fresh, take),
+    inner: selectMembers(state.inner, freshState.inner, take),
+  }) as unknown as tf.TensorContainer) as unknown as { p: Params; inner: StateTree };
+  tf.dispose([...Object.values(fresh), ...Object.values(params)]);
+  disposeState(freshState.inner);
+  disposeState(state.inner);
+  return { params: next.p, state: { spec: state.spec, inner: next.inner } };
+}
+
+/** One batch for all members: each particle's stream gives its pair's rows. */
+function nextBatch(streams: BatchStream[]): Batch {
+  const parts = streams.map((s) => s.next());
+  if (parts.length === 1) return parts[0]!;
+  const out: Batch = {};
+  for (const key of Object.keys(parts[0]!)) out[key] = tf.concat(parts.map((b) => b[key]!), 0);
+  for (const b of parts) tf.dispose(Object.values(b));
+  return out;
+}
+
+function stackRows(rows: tf.Tensor[], T: number, P: number): Float32Array {
+  if (rows.length === 0) return new Float32Array(0);
+  const stacked = tf.stack(rows);
+  const data = stacked.dataSync() as Float32Array;
+  stacked.dispose();
+  if (data.length !== T * P) throw new Error(`truncation unit: ${data.length} losses, expected ${T * P}`);
+  return Float32Array.from(data);
+}
+
+/** Normalized loss of the final parameters averaged over fresh batches (full-episode ES 'last-fresh'). */
+function finalLoss(task: Task, params: Params, input: TruncationUnitInput, states: ParticleState[]): Float32Array {
+  const spec = input.finalLoss!;
+  const seeds = input.particles.flatMap((p, j) => {
+    const s = truncationDataSeed(input.root, p, { ...states[j]!, step: -1 });
+    return [s, s];
+  });
+  const stream = task.batches(spec.split, seeds);
+  const P = seeds.length;
+  let sum = tf.zeros([P]);
+  for (let b = 0; b < spec.batches; b++) {
+    const batch = stream.next();
+    const next = tf.tidy(() => tf.add(sum, task.normalizeLoss(task.loss(params, batch))));
+    tf.dispose([...Object.values(batch), sum]);
+    sum = next;
+  }
+  const mean = tf.div(sum, spec.batches);
+  const out = Float32Array.from(mean.dataSync() as Float32Array);
+  tf.dispose([sum, mean]);
+  return out;
+}
+
+function saveState(params: Params, state: OptimizerState, names: string[]): UnitState {
+  const leaves = stateLeaves(state.inner);
+  const optTensors: Float32Array[] = [];
+  const optNumbers: number[] = [];
+  for (const l of leaves) {
+    if (l instanceof tf.Tensor) optTensors.push(Float32Array.from(l.dataSync() as Float32Array));
+    else optNumbers.push(l);
+  }
+  return { params: names.map((n) => Float32Array.from(params[n]!.dataSync() as Float32Array)), optTensors, optNumbers };
+}
+
+function restoreState(task: Task, opt: Optimizer, saved: UnitState, P: number, names: string[]): { params: Params; state: OptimizerState } {
+  if (saved.params.length !== names.length) throw new Error(`truncation unit: saved state holds ${saved.params.length} parameters, ${task.meta.name} has ${names.length}`);
+  const params: Params = {};
+  names.forEach((n, i) => {
+    const shape = [P, ...task.shapes[n]!];
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (saved.params[i]!.length !== size) throw new Error(`truncation unit: saved '${n}' holds ${saved.params[i]!.length} values, [${shape.join(',')}] needs ${size}`);
+    params[n] = tf.tensor(saved.params[i]!, shape, 'float32');
+  });
+  const template = opt.init(params);
+  const leaves = stateLeaves(template.inner);
+  let ti = 0;
+  let ni = 0;
+  const restored: StateLeaf[] = leaves.map((l) => {
+    if (l instanceof tf.Tensor) {
+      const data = saved.optTensors[ti++];
+      if (data === undefined || data.length !== l.size) throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
+      return tf.tensor(data, l.shape, 'float32');
+    }
+    const v = saved.optNumbers[ni++];
+    if (v === undefined) throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
+    return v;
+  });
+  if (ti !== saved.optTensors.length || ni !== saved.optNumbers.length) throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
+  const inner = replaceLeaves(template.inner, restored);
+  disposeState(template.inner);
+  return { params, state: { spec: template.spec, inner } };
+}
