@@ -1,0 +1,94 @@
+// What the dashboard knows about the run, folded from the trainer's events. A plain reducer plus a
+// tiny store (rather than React state inside the component) so that the trainer can push events
+// from outside React, and so that the folding can be tested without rendering anything.
+
+import type { CheckpointEvent, MetaTrainEvent, OuterStepEvent, RunEndEvent, RunStartEvent } from '../../meta/events.js';
+
+/** How many meta-loss values the chart keeps; the chart itself may show fewer on a narrow terminal. */
+export const META_LOSS_HISTORY = 100;
+/** How many warnings the dashboard lists; older ones are only counted. */
+export const WARNINGS_SHOWN = 3;
+
+export interface DashboardState {
+  run: RunStartEvent | null;
+  /** The latest outer step, or null before the first one. */
+  lastStep: OuterStepEvent | null;
+  /** Meta-loss of the last META_LOSS_HISTORY outer steps, oldest first. */
+  metaLossHistory: number[];
+  /** Wall seconds of the outer steps seen by this process (a resumed run starts again from 0). */
+  elapsedSeconds: number;
+  lastCheckpoint: CheckpointEvent | null;
+  /** The last WARNINGS_SHOWN warnings, oldest first. */
+  warnings: string[];
+  warningCount: number;
+  end: RunEndEvent | null;
+}
+
+export const initialDashboardState: DashboardState = {
+  run: null,
+  lastStep: null,
+  metaLossHistory: [],
+  elapsedSeconds: 0,
+  lastCheckpoint: null,
+  warnings: [],
+  warningCount: 0,
+  end: null,
+};
+
+function keepLast<T>(items: T[], item: T, count: number): T[] {
+  const next = [...items, item];
+  return next.length > count ? next.slice(next.length - count) : next;
+}
+
+/** The state after one event. Pure: returns a new object, never mutates `state`. */
+export function reduceDashboard(state: DashboardState, event: MetaTrainEvent): DashboardState {
+  switch (event.type) {
+    case 'run-start':
+      return { ...state, run: event };
+    case 'outer-step':
+      return {
+        ...state,
+        lastStep: event,
+        metaLossHistory: keepLast(state.metaLossHistory, event.metaLoss, META_LOSS_HISTORY),
+        elapsedSeconds: state.elapsedSeconds + event.seconds,
+      };
+    case 'checkpoint':
+      return { ...state, lastCheckpoint: event };
+    case 'warning':
+      return {
+        ...state,
+        warnings: keepLast(state.warnings, event.message, WARNINGS_SHOWN),
+        warningCount: state.warningCount + 1,
+      };
+    case 'run-end':
+      return { ...state, end: event };
+    default:
+      // An event type added to the engine later: ignore it rather than crash the display.
+      return state;
+  }
+}
+
+/** A minimal external store in the shape React's useSyncExternalStore expects. */
+export interface DashboardStore {
+  dispatch(event: MetaTrainEvent): void;
+  getState(): DashboardState;
+  subscribe(onChange: () => void): () => void;
+}
+
+export function createDashboardStore(initial: DashboardState = initialDashboardState): DashboardStore {
+  let state = initial;
+  const subscribers = new Set<() => void>();
+  return {
+    dispatch(event) {
+      const next = reduceDashboard(state, event);
+      if (next === state) return;
+      state = next;
+      for (const notify of subscribers) notify();
+    },
+    getState: () => state,
+    subscribe(onChange) {
+      subscribers.add(onChange);
+      return () => subscribers.delete(onChange);
+    },
+  };
+}
