@@ -4,6 +4,7 @@ import { initBackend, parseBackendName } from '../backend/select.js';
 import { OPTIMIZERS, isOptimizerName, type OptimizerName } from '../optim/registry.js';
 import { demoOptimizers } from './demo.js';
 import { describeTasks } from './tasksCommand.js';
+import { metaTrainCommand } from './metaTrainCommand.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -61,6 +62,22 @@ program
   .option('--suite <name|file>', 'smoke, generalization, or a suite JSON file')
   .action((o: { task?: string; suite?: string }) => {
     for (const line of describeTasks(o)) console.log(line);
+  });
+
+program
+  .command('meta-train')
+  .description('meta-train a learned optimizer from a recipe (meta-train/*.json), with a live dashboard on a terminal')
+  .option('--recipe <file>', 'recipe JSON, e.g. meta-train/quick.json')
+  .option('--resume <runDir>', 'continue the run in this folder from its newest usable checkpoint')
+  .option('--workers <n>', 'worker threads (0: run in this thread); default: cores, at most one per work unit', (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`--workers must be an integer >= 0; got '${v}'`);
+    return n;
+  })
+  .addOption(backendOption)
+  .option('--out <dir>', 'run folder (default runs/<recipe name>-<time>)')
+  .action(async (o: { recipe?: string; resume?: string; workers?: number; backend?: ReturnType<typeof parseBackendName>; out?: string }) => {
+    process.exitCode = await metaTrainCommand(o);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

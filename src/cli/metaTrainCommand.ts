@@ -1,0 +1,129 @@
+// `lopt meta-train`: recipe → worker pool → MetaTrainer, with the dashboard or the plain log
+// listening to its events, and a held-out comparison against Adam at the end.
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { initBackend, type BackendName } from '../backend/select.js';
+import { createLearnedOptimizer } from '../lopt/registry.js';
+import { compareWithAdam } from '../meta/compareWithAdam.js';
+import type { TruncationUnitOutput } from '../meta/truncationUnit.js';
+import { loadRecipe, parseRecipe, type Recipe } from '../meta/recipe.js';
+import { listCheckpoints, runPaths } from '../meta/runDir.js';
+import { metaTrain } from '../meta/trainer.js';
+import { UNITS_MODULE } from '../meta/units.js';
+import { createUnitPool } from '../parallel/unitPool.js';
+import { chooseReporter } from './metaTrain/reporter.js';
+
+export interface MetaTrainCommandOptions {
+  recipe?: string;
+  resume?: string;
+  workers?: number;
+  backend?: BackendName | 'auto';
+  out?: string;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}
+
+async function resolveRecipe(o: MetaTrainCommandOptions): Promise<{ recipe: Recipe; runDir: string; resume: boolean }> {
+  if (o.resume !== undefined) {
+    const runDir = o.resume;
+    if (!existsSync(runDir)) throw new Error(`meta-train --resume: no folder ${runDir}`);
+    if ((await listCheckpoints(runDir)).length === 0) {
+      throw new Error(`meta-train --resume: ${runDir} holds no checkpoint (looked in ${join(runDir, 'checkpoints')})`);
+    }
+    if (o.recipe !== undefined) return { recipe: (await loadRecipe(o.recipe)).recipe, runDir, resume: true };
+    const saved = runPaths(runDir).recipe;
+    if (!existsSync(saved)) throw new Error(`meta-train --resume: ${runDir} has no recipe.json; pass --recipe FILE`);
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(saved, 'utf8'));
+    } catch (e) {
+      throw new Error(`meta-train --resume: ${saved} is not valid JSON (${(e as Error).message})`);
+    }
+    return { recipe: parseRecipe(json, saved), runDir, resume: true };
+  }
+  if (o.recipe === undefined) throw new Error('meta-train: pass --recipe FILE (e.g. meta-train/quick.json) or --resume RUN_DIR');
+  const { recipe } = await loadRecipe(o.recipe);
+  const runDir = o.out ?? join('runs', `${recipe.name}-${timestamp()}`);
+  if ((await listCheckpoints(runDir)).length > 0) {
+    throw new Error(`meta-train: ${runDir} already holds a run; continue it with --resume ${runDir}, or choose another --out`);
+  }
+  return { recipe, runDir, resume: false };
+}
+
+export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<number> {
+  const { recipe, runDir, resume } = await resolveRecipe(o);
+  const units = recipe.estimators.reduce((s, e) => s + Math.ceil(e.particles / e.particlesPerUnit), 0);
+  const workers = o.workers ?? Math.min(availableParallelism(), units);
+  const backend = await initBackend(o.backend ? { backend: o.backend, log: () => {} } : { log: () => {} });
+
+  const stop = new AbortController();
+  const reporter = chooseReporter({
+    stdout: process.stdout,
+    stdin: process.stdin,
+    env: process.env,
+    every: recipe.logEvery,
+    onStop: () => stop.abort(),
+  });
+  // Plain mode: the first Ctrl-C stops after the current outer step with a checkpoint; a second one exits.
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts += 1;
+    if (interrupts === 1) {
+      console.error('lopt: stopping after this outer step (Ctrl-C again to quit now; the last checkpoint stays)');
+      stop.abort();
+    } else process.exit(130);
+  };
+  process.on('SIGINT', onSigint);
+
+  const pool = await createUnitPool({
+    workers,
+    unitsModule: UNITS_MODULE,
+    backend,
+    onWarning: (message) => reporter.listener({ type: 'warning', message }),
+  });
+  let result;
+  try {
+    result = await metaTrain({
+      recipe,
+      runDir,
+      resume,
+      run: (input) => pool.run<TruncationUnitOutput>('truncation', input),
+      workers,
+      backend,
+      onEvent: reporter.listener,
+      signal: stop.signal,
+    });
+  } finally {
+    await pool.close();
+    await reporter.close();
+    process.off('SIGINT', onSigint);
+  }
+  if (result.status === 'failed') {
+    console.error(`lopt: meta-training failed at outer step ${result.step}: ${result.error?.message ?? 'unknown error'}`);
+    if (result.lastCheckpoint) console.error(`lopt: the last checkpoint is ${result.lastCheckpoint}; continue with --resume ${runDir}`);
+    return 1;
+  }
+  if (result.status === 'stopped') {
+    console.log(`stopped at outer step ${result.step}; continue with: lopt meta-train --resume ${runDir}`);
+    return 0;
+  }
+  console.log(`meta-trained theta: ${runPaths(runDir).theta} (metrics: ${runPaths(runDir).metrics})`);
+  if (recipe.evaluation) {
+    const e = recipe.evaluation;
+    const lo = createLearnedOptimizer(recipe.learnedOptimizer.arch, recipe.learnedOptimizer.config);
+    console.log(`held-out check: ${e.task}, ${e.steps} steps, same init and batches (one run each, not a tuned comparison; see lopt bench)`);
+    const rows = compareWithAdam(lo, result.theta, e);
+    console.log(`${'optimizer'.padEnd(26)} ${'first'.padStart(8)} ${'final'.padStart(8)} ${'last10%'.padStart(8)} ${'test'.padStart(8)}`);
+    for (const r of rows) {
+      const f = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : String(x)).padStart(8);
+      console.log(`${r.optimizer.padEnd(26)} ${f(r.firstLoss)} ${f(r.finalLoss)} ${f(r.tailLoss)} ${f(r.testLoss)}`);
+    }
+    const [learned, adam] = rows;
+    const ratio = learned!.tailLoss / adam!.tailLoss;
+    console.log(`learned / adam training loss over the last 10% of steps: ${Number.isFinite(ratio) ? ratio.toFixed(3) : 'n/a'} (< 1: the learned optimizer is ahead)`);
+  }
+  return 0;
+}

@@ -1,0 +1,70 @@
+// A short held-out check after meta-training: the learned optimizer (one trial) against Adam at a
+// given learning rate on one task, same initialization and batches, training loss per step.
+import * as tf from '@tensorflow/tfjs-core';
+import { adam } from '../optim/baselines/adam.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import type { LearnedOptimizer } from '../lopt/types.js';
+import type { Params } from '../tree/params.js';
+import { disposeState } from '../tree/stateTree.js';
+import { taskFromName } from '../../tasks/registry.js';
+import { unflattenTheta } from './thetaVector.js';
+
+export interface ComparisonRow {
+  optimizer: string;
+  firstLoss: number;
+  finalLoss: number;
+  /** Mean training loss over the last 10% of steps (less noisy than the final batch). */
+  tailLoss: number;
+  testLoss: number;
+}
+
+function train(taskName: string, opt: Optimizer, steps: number, seed: number): Omit<ComparisonRow, 'optimizer'> {
+  const task = taskFromName(taskName);
+  const names = Object.keys(task.shapes);
+  let params: Params = task.init([seed]);
+  let state = opt.init(params);
+  const stream = task.batches('train', [seed]);
+  const losses: number[] = [];
+  const grad = tf.valueAndGrads((...ws: tf.Tensor[]) => {
+    const p: Params = {};
+    names.forEach((n, i) => (p[n] = ws[i]!));
+    return tf.sum(task.loss(p, batch!)) as tf.Scalar;
+  });
+  let batch: Record<string, tf.Tensor> | undefined;
+  for (let t = 0; t < steps; t++) {
+    batch = stream.next();
+    const { value, grads } = grad(names.map((n) => params[n]!));
+    losses.push(value.dataSync()[0]!);
+    const g: Params = {};
+    names.forEach((n, i) => (g[n] = grads[i]!));
+    ({ params, state } = opt.step(params, g, state));
+    tf.dispose([value, ...grads, ...Object.values(batch)]);
+  }
+  const test = task.batches('test', [seed + 1]).next();
+  const testLoss = tf.tidy(() => task.loss(params, test).dataSync()[0]!);
+  tf.dispose([...Object.values(test), ...Object.values(params)]);
+  disposeState(state.inner);
+  const tail = losses.slice(Math.floor(steps * 0.9));
+  return {
+    firstLoss: losses[0]!,
+    finalLoss: losses[steps - 1]!,
+    tailLoss: tail.reduce((a, b) => a + b, 0) / tail.length,
+    testLoss,
+  };
+}
+
+export function compareWithAdam(
+  lo: LearnedOptimizer,
+  theta: Float32Array,
+  o: { task: string; steps: number; adamLr: number; seed: number },
+): ComparisonRow[] {
+  const task = taskFromName(o.task);
+  const thetaParams = unflattenTheta(lo, theta);
+  const learned = lo.optimizer(thetaParams, { mupScale: { ...task.mupScale } });
+  const rows: ComparisonRow[] = [
+    { optimizer: `learned (${lo.arch})`, ...train(o.task, learned, o.steps, o.seed) },
+    { optimizer: `adam lr=${o.adamLr}`, ...train(o.task, adam({ learningRate: o.adamLr }), o.steps, o.seed) },
+  ];
+  tf.dispose(Object.values(thetaParams));
+  return rows;
+}

@@ -1,0 +1,103 @@
+// A meta-training run's folder: the recipe it runs, its checkpoints (the last K kept), the final
+// theta and a JSON-lines metrics file.
+import { access, constants, mkdir, readdir, readFile, rm, truncate, writeFile, appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadCheckpoint } from '../checkpoint/index.js';
+import type { Checkpoint } from '../checkpoint/format.js';
+
+export const CHECKPOINT_DIR = 'checkpoints';
+
+export function checkpointName(step: number): string {
+  return `step-${String(step).padStart(8, '0')}.lopt`;
+}
+
+export function runPaths(runDir: string) {
+  return {
+    recipe: join(runDir, 'recipe.json'),
+    checkpoints: join(runDir, CHECKPOINT_DIR),
+    metrics: join(runDir, 'metrics.jsonl'),
+    theta: join(runDir, 'theta.lopt'),
+  };
+}
+
+/** Creates the run folder and proves it writable before any work starts. */
+export async function prepareRunDir(runDir: string): Promise<void> {
+  const paths = runPaths(runDir);
+  try {
+    await mkdir(paths.checkpoints, { recursive: true });
+    await access(runDir, constants.W_OK);
+    await access(paths.checkpoints, constants.W_OK);
+  } catch (e) {
+    throw new Error(`meta-train: output folder ${runDir} cannot be created or written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** Checkpoint files of a run, newest first. */
+export async function listCheckpoints(runDir: string): Promise<{ step: number; path: string }[]> {
+  const dir = runPaths(runDir).checkpoints;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .map((n) => /^step-(\d+)\.lopt$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), path: join(dir, m[0]) }))
+    .sort((a, b) => b.step - a.step);
+}
+
+/**
+ * The newest checkpoint that loads and validates. A corrupt newer one is skipped with a warning
+ * (e.g. a kill during a write on a file system without atomic rename), never silently.
+ */
+export async function newestCheckpoint(runDir: string, warn: (message: string) => void): Promise<{ step: number; path: string; checkpoint: Checkpoint }> {
+  const list = await listCheckpoints(runDir);
+  if (list.length === 0) {
+    throw new Error(`meta-train --resume: ${runDir} holds no checkpoint (looked for ${join(runDir, CHECKPOINT_DIR, 'step-*.lopt')})`);
+  }
+  const problems: string[] = [];
+  for (const entry of list) {
+    try {
+      const checkpoint = await loadCheckpoint(entry.path);
+      if (checkpoint.training === undefined) throw new Error('it holds no training state');
+      if (problems.length > 0) warn(`resuming from the older checkpoint ${entry.path}: ${problems.join('; ')}`);
+      return { ...entry, checkpoint };
+    } catch (e) {
+      problems.push(`${entry.path} is unusable (${(e as Error).message})`);
+    }
+  }
+  throw new Error(`meta-train --resume: no usable checkpoint in ${runDir}: ${problems.join('; ')}`);
+}
+
+/** Removes all but the newest `keep` checkpoints. */
+export async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
+  const list = await listCheckpoints(runDir);
+  for (const old of list.slice(keep)) await rm(old.path, { force: true });
+}
+
+/** Metrics lines up to and including `step` (a resumed run rewrites what came after its checkpoint). */
+export async function trimMetrics(runDir: string, step: number): Promise<void> {
+  const path = runPaths(runDir).metrics;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return;
+  }
+  const kept = text.split('\n').filter((line) => {
+    if (line.trim() === '') return false;
+    try {
+      return (JSON.parse(line) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  await truncate(path, 0);
+  if (kept.length > 0) await writeFile(path, `${kept.join('\n')}\n`);
+}
+
+export async function appendMetrics(runDir: string, record: Record<string, unknown>): Promise<void> {
+  await appendFile(runPaths(runDir).metrics, `${JSON.stringify(record)}\n`);
+}

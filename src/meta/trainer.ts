@@ -1,0 +1,324 @@
+// The MetaTrainer: estimators → averaged meta-gradient → outer AdamW → theta, with periodic atomic
+// checkpoints that hold everything needed to continue bit-identically, and typed events for
+// whoever listens (the dashboard, the plain log, tests). Knows nothing of the terminal.
+import { writeFile } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs-core';
+import { saveCheckpoint, gitCommit } from '../checkpoint/index.js';
+import type { Checkpoint, JsonValue, TensorTable } from '../checkpoint/format.js';
+import { createLearnedOptimizer } from '../lopt/registry.js';
+import type { LearnedOptimizer } from '../lopt/types.js';
+import { adamw } from '../optim/baselines/adam.js';
+import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
+import { warmupCosine, type Schedule } from '../optim/schedules.js';
+import { disposeState, replaceLeaves, stateLeaves, type StateLeaf } from '../tree/stateTree.js';
+import { buildEstimators } from './buildEstimators.js';
+import type { EstimateResult, GradientEstimator, UnitRunner } from './estimator.js';
+import type { MetaTrainListener } from './events.js';
+import { recipeHash, type Recipe } from './recipe.js';
+import {
+  appendMetrics,
+  checkpointName,
+  newestCheckpoint,
+  prepareRunDir,
+  pruneCheckpoints,
+  runPaths,
+  trimMetrics,
+} from './runDir.js';
+import { flattenTheta, thetaSize, unflattenTheta } from './thetaVector.js';
+
+/** DESIGN.md: a NaN meta-loss is reported as 20. */
+export const NAN_META_LOSS = 20;
+
+export interface MetaTrainOptions {
+  recipe: Recipe;
+  runDir: string;
+  /** Continue from the newest usable checkpoint in runDir. */
+  resume?: boolean;
+  run: UnitRunner;
+  workers: number;
+  backend: string;
+  onEvent?: MetaTrainListener;
+  /** Aborting stops the run after the current outer step, with a checkpoint. */
+  signal?: AbortSignal;
+  /** Stop (as if aborted) once this many outer steps are done; for tests of interrupted runs. */
+  stopAfter?: number;
+  /** Wall clock in ms (tests may fake it for the every-M-minutes policy). */
+  now?: () => number;
+}
+
+export interface MetaTrainResult {
+  status: 'done' | 'stopped' | 'failed';
+  step: number;
+  theta: Float32Array;
+  lastCheckpoint: string | null;
+  error?: Error;
+}
+
+interface OuterState {
+  step: number;
+  theta: Float32Array;
+  opt: OptimizerState;
+}
+
+function outerOptimizer(recipe: Recipe): { opt: Optimizer; schedule: Schedule } {
+  const o = recipe.outer;
+  const schedule = warmupCosine({ peak: o.peakLr, warmupSteps: o.warmupSteps, totalSteps: recipe.outerSteps, init: 0, end: o.endLr });
+  return { opt: adamw({ learningRate: schedule, weightDecay: o.weightDecay, clipGlobalNorm: o.clipGlobalNorm }), schedule };
+}
+
+/** Mean of the estimators' gradients; NaN/Inf entries → 0 (DESIGN.md). */
+function averageGradient(results: EstimateResult[], n: number): Float32Array {
+  const g = new Float32Array(n);
+  for (let j = 0; j < n; j++) {
+    let s = 0;
+    for (const r of results) s += r.grad[j]!;
+    const v = s / results.length;
+    g[j] = Number.isFinite(v) ? v : 0;
+  }
+  return g;
+}
+
+function norm(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!;
+  return Math.sqrt(s);
+}
+
+function flatTable(arrays: Record<string, Float32Array>): TensorTable {
+  const names = Object.keys(arrays);
+  return { names, shapes: names.map((n) => [arrays[n]!.length]), data: names.map((n) => arrays[n]!) };
+}
+
+export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainResult> {
+  const { recipe, runDir } = options;
+  const emit: MetaTrainListener = options.onEvent ?? (() => undefined);
+  const now = options.now ?? (() => Date.now());
+  const lo = createLearnedOptimizer(recipe.learnedOptimizer.arch, recipe.learnedOptimizer.config);
+  const n = thetaSize(lo);
+  const hash = recipeHash(recipe);
+  const estimators = buildEstimators(recipe, lo);
+  const { opt, schedule } = outerOptimizer(recipe);
+  const paths = runPaths(runDir);
+
+  await prepareRunDir(runDir);
+  let state: OuterState;
+  let resumedFrom: string | null = null;
+  if (options.resume) {
+    const found = await newestCheckpoint(runDir, (message) => emit({ type: 'warning', message }));
+    state = restore(found.checkpoint, found.path, lo, opt, estimators, hash);
+    resumedFrom = found.path;
+    await trimMetrics(runDir, state.step);
+  } else {
+    const theta0 = lo.initTheta(recipe.learnedOptimizer.initSeed ?? recipe.seed);
+    state = { step: 0, theta: flattenTheta(lo, theta0), opt: opt.init(theta0) };
+    tf.dispose(Object.values(theta0));
+    await trimMetrics(runDir, -1);
+  }
+  await writeFile(paths.recipe, `${JSON.stringify(recipe, null, 2)}\n`);
+
+  emit({
+    type: 'run-start',
+    runDir,
+    recipeName: recipe.name ?? 'recipe',
+    arch: lo.arch,
+    thetaSize: n,
+    totalSteps: recipe.outerSteps,
+    startStep: state.step,
+    resumedFrom,
+    backend: options.backend,
+    workers: options.workers,
+    estimators: estimators.map((e) => e.label),
+  });
+
+  let lastCheckpoint: string | null = resumedFrom;
+  let lastCheckpointTime = now();
+  const stepSeconds: number[] = [];
+  const checkpoint = async (reason: 'steps' | 'minutes' | 'stop' | 'final') => {
+    const path = `${paths.checkpoints}/${checkpointName(state.step)}`;
+    await saveCheckpoint(path, await toCheckpoint(state, lo, estimators, hash, recipe, options.backend, true));
+    await pruneCheckpoints(runDir, recipe.checkpoint.keep);
+    lastCheckpoint = path;
+    lastCheckpointTime = now();
+    emit({ type: 'checkpoint', step: state.step, path, reason });
+  };
+
+  let status: MetaTrainResult['status'] = 'done';
+  let error: Error | undefined;
+  try {
+    while (state.step < recipe.outerSteps) {
+      if (options.signal?.aborted || (options.stopAfter !== undefined && state.step >= options.stopAfter)) {
+        status = 'stopped';
+        break;
+      }
+      const t0 = now();
+      const results = await Promise.all(estimators.map((e) => e.estimate(state.theta, state.step, options.run)));
+      const grad = averageGradient(results, n);
+      const metaLossRaw = results.reduce((s, r) => s + r.metaLoss, 0) / results.length;
+      const metaLoss = Number.isFinite(metaLossRaw) ? metaLossRaw : NAN_META_LOSS;
+      const outerLr = schedule(state.step);
+      state = outerUpdate(state, grad, lo, opt);
+      const seconds = Math.max((now() - t0) / 1000, 1e-9);
+      stepSeconds.push(seconds);
+      const innerSteps = results.reduce((s, r) => s + r.innerSteps, 0);
+      const meanStep = stepSeconds.reduce((a, b) => a + b, 0) / stepSeconds.length;
+      const rate = innerSteps / seconds;
+      const event = {
+        type: 'outer-step' as const,
+        step: state.step,
+        totalSteps: recipe.outerSteps,
+        metaLoss,
+        innerLoss: results.map((r) => r.innerLoss),
+        metaGradNorm: norm(grad),
+        sigma: recipe.estimators[0]!.sigma,
+        outerLr,
+        innerSteps,
+        seconds,
+        innerStepsPerSecond: rate,
+        innerStepsPerSecondPerWorker: new Array<number>(Math.max(1, options.workers)).fill(rate / Math.max(1, options.workers)),
+        etaSeconds: meanStep * (recipe.outerSteps - state.step),
+      };
+      emit(event);
+      const { type: _t, ...record } = event;
+      await appendMetrics(runDir, { ...record, innerLoss: record.innerLoss.map((x) => (Number.isFinite(x) ? x : null)) });
+      if (state.step === recipe.outerSteps) break;
+      if (state.step % recipe.checkpoint.everySteps === 0) await checkpoint('steps');
+      else if (now() - lastCheckpointTime >= recipe.checkpoint.everyMinutes * 60_000) await checkpoint('minutes');
+    }
+    if (status === 'done') {
+      await checkpoint('final');
+      await saveCheckpoint(paths.theta, await toCheckpoint(state, lo, estimators, hash, recipe, options.backend, false));
+    } else if (lastCheckpoint === null || !lastCheckpoint.endsWith(checkpointName(state.step))) {
+      await checkpoint('stop');
+    }
+  } catch (e) {
+    status = 'failed';
+    error = e instanceof Error ? e : new Error(String(e));
+    // The state is that of the last completed outer step (a failed step commits nothing): save it.
+    try {
+      if (lastCheckpoint === null || !lastCheckpoint.endsWith(checkpointName(state.step))) await checkpoint('stop');
+    } catch (writeError) {
+      emit({ type: 'warning', message: `could not write a checkpoint after the failure: ${(writeError as Error).message}` });
+    }
+  }
+  disposeState(state.opt.inner);
+  emit({ type: 'run-end', step: state.step, status, checkpoint: lastCheckpoint, ...(error ? { error: error.message } : {}) });
+  return { status, step: state.step, theta: state.theta, lastCheckpoint, ...(error ? { error } : {}) };
+}
+
+function outerUpdate(state: OuterState, grad: Float32Array, lo: LearnedOptimizer, opt: Optimizer): OuterState {
+  const params = unflattenTheta(lo, state.theta);
+  const grads = unflattenTheta(lo, grad);
+  const next = opt.step(params, grads, state.opt);
+  const theta = flattenTheta(lo, next.params);
+  tf.dispose([...Object.values(next.params), ...Object.values(grads)]);
+  return { step: state.step + 1, theta, opt: next.state };
+}
+
+async function toCheckpoint(
+  state: OuterState,
+  lo: LearnedOptimizer,
+  estimators: GradientEstimator[],
+  hash: string,
+  recipe: Recipe,
+  backend: string,
+  withTraining: boolean,
+): Promise<Checkpoint> {
+  const theta = unflattenTheta(lo, state.theta);
+  const thetaTable: TensorTable = {
+    names: Object.keys(lo.thetaShapes),
+    shapes: Object.values(lo.thetaShapes).map((s) => s.slice()),
+    data: Object.keys(lo.thetaShapes).map((name) => Float32Array.from(theta[name]!.dataSync() as Float32Array)),
+  };
+  tf.dispose(Object.values(theta));
+  const commit = await gitCommit();
+  const ckpt: Checkpoint = {
+    format: 'lopt',
+    version: 1,
+    arch: lo.arch,
+    config: { ...lo.config },
+    theta: thetaTable,
+    provenance: {
+      recipe: recipe.name ?? 'recipe',
+      outerStep: state.step,
+      createdAt: new Date().toISOString(),
+      backend,
+      ...(commit ? { gitCommit: commit } : {}),
+    },
+  };
+  if (!withTraining) return ckpt;
+  const arrays: Record<string, Float32Array> = {};
+  const numbers: number[] = [];
+  stateLeaves(state.opt.inner).forEach((leaf, i) => {
+    if (leaf instanceof tf.Tensor) arrays[`outer/${i}`] = Float32Array.from(leaf.dataSync() as Float32Array);
+    else numbers.push(leaf);
+  });
+  const estimatorJson: JsonValue[] = [];
+  estimators.forEach((e, i) => {
+    const snap = e.snapshot();
+    for (const [name, a] of Object.entries(snap.arrays)) arrays[`estimator-${i}/${name}`] = a;
+    estimatorJson.push(snap.json);
+  });
+  ckpt.training = {
+    arrays: flatTable(arrays),
+    state: { recipeHash: hash, step: state.step, outerNumbers: numbers, estimators: estimatorJson, estimatorLabels: estimators.map((e) => e.label) },
+  };
+  return ckpt;
+}
+
+function restore(
+  ckpt: Checkpoint,
+  path: string,
+  lo: LearnedOptimizer,
+  opt: Optimizer,
+  estimators: GradientEstimator[],
+  hash: string,
+): OuterState {
+  const t = ckpt.training!;
+  const s = t.state as { recipeHash?: unknown; step?: unknown; outerNumbers?: unknown; estimators?: unknown };
+  if (s.recipeHash !== hash) {
+    throw new Error(
+      `meta-train --resume: ${path} was written by another recipe (recipe hash ${String(s.recipeHash)}, this recipe ${hash}); ` +
+        'resume with the recipe the run started with (its copy is recipe.json in the run folder)',
+    );
+  }
+  if (ckpt.arch !== lo.arch) throw new Error(`meta-train --resume: ${path} holds a ${ckpt.arch}, the recipe trains a ${lo.arch}`);
+  const step = s.step;
+  if (!Number.isSafeInteger(step) || (step as number) < 0) throw new Error(`meta-train --resume: ${path} has no valid step`);
+  const arrays: Record<string, Float32Array> = {};
+  t.arrays.names.forEach((name, i) => (arrays[name] = t.arrays.data[i]!));
+  const thetaFlat = new Float32Array(thetaSize(lo));
+  let off = 0;
+  ckpt.theta.data.forEach((d) => {
+    thetaFlat.set(d, off);
+    off += d.length;
+  });
+  if (off !== thetaFlat.length) throw new Error(`meta-train --resume: ${path} theta has ${off} values, ${lo.arch} needs ${thetaFlat.length}`);
+
+  const thetaParams = unflattenTheta(lo, thetaFlat);
+  const template = opt.init(thetaParams);
+  tf.dispose(Object.values(thetaParams));
+  const numbers = Array.isArray(s.outerNumbers) ? (s.outerNumbers as number[]) : [];
+  let ni = 0;
+  const leaves: StateLeaf[] = stateLeaves(template.inner).map((leaf, i) => {
+    if (leaf instanceof tf.Tensor) {
+      const a = arrays[`outer/${i}`];
+      if (a === undefined || a.length !== leaf.size) throw new Error(`meta-train --resume: ${path} outer-optimizer state does not match`);
+      return tf.tensor(a, leaf.shape, 'float32');
+    }
+    const v = numbers[ni++];
+    if (typeof v !== 'number') throw new Error(`meta-train --resume: ${path} outer-optimizer state does not match`);
+    return v;
+  });
+  const inner = replaceLeaves(template.inner, leaves);
+  disposeState(template.inner);
+
+  const est = Array.isArray(s.estimators) ? s.estimators : [];
+  if (est.length !== estimators.length) throw new Error(`meta-train --resume: ${path} holds ${est.length} estimator states, the recipe has ${estimators.length}`);
+  estimators.forEach((e, i) => {
+    const prefix = `estimator-${i}/`;
+    const own: Record<string, Float32Array> = {};
+    for (const [name, a] of Object.entries(arrays)) if (name.startsWith(prefix)) own[name.slice(prefix.length)] = a;
+    e.restore({ json: est[i] as { [key: string]: JsonValue }, arrays: own });
+  });
+  return { step: step as number, theta: thetaFlat, opt: { spec: template.spec, inner } };
+}

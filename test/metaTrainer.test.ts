@@ -1,0 +1,224 @@
+// The MetaTrainer end to end on small quadratic families: it learns, it resumes bit-identically
+// from any stop, it survives a corrupt checkpoint, and it refuses bad recipes and folders up front.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/select.js';
+import type { UnitRunner } from '../src/meta/estimator.js';
+import type { MetaTrainEvent } from '../src/meta/events.js';
+import { parseRecipe, type Recipe } from '../src/meta/recipe.js';
+import { listCheckpoints, runPaths } from '../src/meta/runDir.js';
+import { metaTrain, type MetaTrainOptions } from '../src/meta/trainer.js';
+import { runTruncationUnit } from '../src/meta/truncationUnit.js';
+
+const inProcess: UnitRunner = async (input) => runTruncationUnit(input);
+let dir: string;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', log: () => {} });
+  dir = await mkdtemp(join(tmpdir(), 'lopt-trainer-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function recipe(overrides: Record<string, unknown> = {}): Recipe {
+  return parseRecipe(
+    {
+      name: 'test',
+      seed: 3,
+      learnedOptimizer: { arch: 'mlp_lopt', config: { hiddenSize: 8 } },
+      estimators: [
+        {
+          type: 'truncated-pes',
+          family: { type: 'fixed', task: 'quadratic-d4-k10' },
+          particles: 4,
+          particlesPerUnit: 2,
+          truncationLength: 5,
+          episodeLength: { min: 8, max: 16 },
+          initialOffset: 8,
+        },
+      ],
+      outerSteps: 6,
+      outer: { peakLr: 0.01, endLr: 0.001, warmupSteps: 1 },
+      checkpoint: { everySteps: 2, everyMinutes: 60, keep: 10 },
+      ...overrides,
+    },
+    'test',
+  );
+}
+
+async function train(runDir: string, r: Recipe, extra: Partial<MetaTrainOptions> = {}) {
+  const events: MetaTrainEvent[] = [];
+  const result = await metaTrain({ recipe: r, runDir, run: inProcess, workers: 0, backend: 'wasm', onEvent: (e) => events.push(e), ...extra });
+  return { result, events };
+}
+
+/** metrics.jsonl without the wall-clock fields. */
+async function metrics(runDir: string): Promise<unknown[]> {
+  const text = await readFile(runPaths(runDir).metrics, 'utf8');
+  return text
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const { seconds: _s, innerStepsPerSecond: _r, innerStepsPerSecondPerWorker: _w, etaSeconds: _e, ...rest } = JSON.parse(l) as Record<string, unknown>;
+      return rest;
+    });
+}
+
+describe('MetaTrainer', () => {
+  it('lowers the meta-loss of MLPLOpt on a small quadratic family', async () => {
+    const r = recipe({
+      learnedOptimizer: { arch: 'mlp_lopt', config: { hiddenSize: 8 } },
+      estimators: [
+        {
+          type: 'truncated-pes',
+          family: { type: 'fixed', task: 'quadratic-d8-k10-diag' },
+          particles: 8,
+          particlesPerUnit: 8,
+          truncationLength: 10,
+          episodeLength: { steps: 40 },
+          initialOffset: 40,
+        },
+      ],
+      outerSteps: 120,
+      outer: { peakLr: 0.03, endLr: 0.01, warmupSteps: 5 },
+      checkpoint: { everySteps: 1000, everyMinutes: 60, keep: 1 },
+    });
+    const { result, events } = await train(join(dir, 'learns'), r);
+    expect(result.status).toBe('done');
+    const losses = events.filter((e) => e.type === 'outer-step').map((e) => e.metaLoss);
+    const first = losses.slice(0, 20).reduce((a, b) => a + b, 0) / 20;
+    const last = losses.slice(-20).reduce((a, b) => a + b, 0) / 20;
+    expect(last).toBeLessThan(0.8 * first);
+  });
+
+  it('resumes bit-identically after a graceful stop, and after a kill between checkpoints', async () => {
+    const r = recipe();
+    const full = await train(join(dir, 'full'), r);
+    expect(full.result.status).toBe('done');
+
+    // Graceful stop after 3 steps (as `q` or Ctrl-C): a checkpoint at step 3, then --resume.
+    const stoppedDir = join(dir, 'stopped');
+    const stopped = await train(stoppedDir, r, { stopAfter: 3 });
+    expect(stopped.result.status).toBe('stopped');
+    expect(stopped.events.some((e) => e.type === 'checkpoint' && e.reason === 'stop' && e.step === 3)).toBe(true);
+    const resumed = await train(stoppedDir, r, { resume: true });
+    expect(resumed.events[0]).toMatchObject({ type: 'run-start', startStep: 3 });
+    expect(Buffer.from(resumed.result.theta.buffer).equals(Buffer.from(full.result.theta.buffer))).toBe(true);
+    expect(await metrics(stoppedDir)).toEqual(await metrics(join(dir, 'full')));
+
+    // kill -9 after step 5: the stop checkpoint never existed, the newest is step 4.
+    const killedDir = join(dir, 'killed');
+    await train(killedDir, r, { stopAfter: 5 });
+    await rm(join(runPaths(killedDir).checkpoints, 'step-00000005.lopt'));
+    const again = await train(killedDir, r, { resume: true });
+    expect(again.events[0]).toMatchObject({ type: 'run-start', startStep: 4 });
+    expect(Buffer.from(again.result.theta.buffer).equals(Buffer.from(full.result.theta.buffer))).toBe(true);
+    expect(await metrics(killedDir)).toEqual(await metrics(join(dir, 'full')));
+  });
+
+  it('falls back to the previous checkpoint when the newest is corrupt, and says so', async () => {
+    const r = recipe();
+    const runDir = join(dir, 'corrupt');
+    await train(runDir, r, { stopAfter: 4 });
+    const [newest] = await listCheckpoints(runDir);
+    expect(newest!.step).toBe(4);
+    await writeFile(newest!.path, Buffer.from('not a checkpoint at all'));
+    const { events, result } = await train(runDir, r, { resume: true });
+    const warning = events.find((e) => e.type === 'warning');
+    expect(warning).toBeDefined();
+    expect((warning as { message: string }).message).toMatch(/step-00000002\.lopt.*step-00000004\.lopt is unusable/);
+    expect(events.find((e) => e.type === 'run-start')).toMatchObject({ startStep: 2 });
+    expect(result.status).toBe('done');
+  });
+
+  it('refuses to resume from a folder with no checkpoint, or from another recipe', async () => {
+    await mkdir(join(dir, 'empty'), { recursive: true });
+    await expect(train(join(dir, 'empty'), recipe(), { resume: true })).rejects.toThrow(/holds no checkpoint/);
+    const runDir = join(dir, 'other');
+    await train(runDir, recipe(), { stopAfter: 2 });
+    await expect(train(runDir, recipe({ seed: 4 }), { resume: true })).rejects.toThrow(/written by another recipe/);
+  });
+
+  it('fails before any work on an unwritable output folder', async () => {
+    const file = join(dir, 'a-file');
+    await writeFile(file, 'x');
+    const events: MetaTrainEvent[] = [];
+    await expect(
+      metaTrain({ recipe: recipe(), runDir: join(file, 'run'), run: inProcess, workers: 0, backend: 'wasm', onEvent: (e) => events.push(e) }),
+    ).rejects.toThrow(/output folder .* cannot be created or written \(ENOTDIR\)/);
+    expect(events).toEqual([]);
+  });
+
+  it('stops with a clear error when a checkpoint cannot be written, leaving the previous one intact', async () => {
+    const runDir = join(dir, 'write-fails');
+    // A directory where step 4's checkpoint file should go: the atomic rename over it fails.
+    await mkdir(join(runPaths(runDir).checkpoints, 'step-00000004.lopt', 'blocker'), { recursive: true });
+    const { result, events } = await train(runDir, recipe());
+    expect(result.status).toBe('failed');
+    expect(result.error!.message).toMatch(/could not write the checkpoint/);
+    expect(events.at(-1)).toMatchObject({ type: 'run-end', status: 'failed', checkpoint: expect.stringMatching(/step-00000002\.lopt$/) });
+    const previous = (await listCheckpoints(runDir)).find((c) => c.step === 2);
+    expect(previous).toBeDefined();
+  });
+
+  it('stops with a checkpoint and the error when a unit fails', async () => {
+    const runDir = join(dir, 'unit-fails');
+    let calls = 0;
+    const flaky: UnitRunner = async (input) => {
+      calls += 1;
+      if (calls > 5) throw new Error('worker 1 crashed twice (out of memory)');
+      return runTruncationUnit(input);
+    };
+    const { result, events } = await train(runDir, recipe(), { run: flaky });
+    expect(result.status).toBe('failed');
+    expect(result.error!.message).toMatch(/out of memory/);
+    // Two steps of two units succeeded, the third step failed: the state of step 2 is saved.
+    expect(events.at(-1)).toMatchObject({ type: 'run-end', status: 'failed', step: 2 });
+    expect((await listCheckpoints(runDir)).map((c) => c.step)).toContain(2);
+  });
+
+  it('does not grow the tensor count over many outer steps', async () => {
+    const r = recipe({ outerSteps: 30, checkpoint: { everySteps: 10, everyMinutes: 60, keep: 2 } });
+    await train(join(dir, 'warm'), recipe({ outerSteps: 2 }));
+    const before = tf.memory().numTensors;
+    await train(join(dir, 'leak'), r);
+    expect(tf.memory().numTensors).toBe(before);
+    expect((await listCheckpoints(join(dir, 'leak'))).length).toBe(2);
+  });
+});
+
+describe('recipes', () => {
+  const base = () => JSON.parse(JSON.stringify({
+    learnedOptimizer: { arch: 'mlp_lopt' },
+    estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 4 }],
+    outerSteps: 10,
+  })) as Record<string, any>;
+
+  it('accepts a minimal recipe and fills the documented defaults', () => {
+    const r = parseRecipe(base(), 'r.json');
+    expect(r.estimators[0]).toMatchObject({ sigma: 0.01, truncationLength: 50, particlesPerUnit: 4, episodeLength: { min: 100, max: 1000 } });
+    expect(r.outer).toEqual({ peakLr: 3e-3, endLr: 1e-3, warmupSteps: 1, weightDecay: 1e-4, clipGlobalNorm: 1 });
+  });
+
+  it('names the field path, the bad value and what is allowed', () => {
+    const bad = (edit: (r: Record<string, any>) => void) => {
+      const r = base();
+      edit(r);
+      return () => parseRecipe(r, 'r.json');
+    };
+    expect(bad((r) => (r.extra = 1))).toThrow(/recipe r\.json: \(root\): .*'extra'/);
+    expect(bad((r) => (r.estimators[0].sigma = -1))).toThrow(/estimators\.0\.sigma: must be a finite number > 0; found -1/);
+    expect(bad((r) => (r.estimators[0].particles = 'many'))).toThrow(/estimators\.0\.particles: must be an integer in \[1, 4096\]; found "many"/);
+    expect(bad((r) => (r.estimators[0].type = 'reinforce'))).toThrow(/estimators\.0\.type: .*found "reinforce"/);
+    expect(bad((r) => (r.learnedOptimizer.arch = 'velo'))).toThrow(/learnedOptimizer\.arch: .*small_fc_lopt.*found "velo"/);
+    expect(bad((r) => (r.learnedOptimizer.config = { hiddenSize: -3 }))).toThrow(/learnedOptimizer\.config: mlp_lopt: hiddenSize must be an integer/);
+    expect(bad((r) => (r.estimators[0].family = { type: 'fixed', task: 'mlp-nope' }))).toThrow(/estimators\.0\.family: /);
+    expect(bad((r) => (r.estimators[0].particlesPerUnit = 8))).toThrow(/particlesPerUnit: must not exceed particles \(4\); found 8/);
+    expect(bad((r) => (r.estimators[0].episodeLength = { min: 10, max: 5 }))).toThrow(/estimators\.0\.episodeLength/);
+    expect(bad((r) => (r.outer = { warmupSteps: 20 }))).toThrow(/outer\.warmupSteps: must not exceed outerSteps \(10\); found 20/);
+  });
+});

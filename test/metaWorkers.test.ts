@@ -1,0 +1,69 @@
+// The meta-gradient does not depend on where the units ran: in this thread, on 1 worker or on 2.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/select.js';
+import { parseRecipe } from '../src/meta/recipe.js';
+import { metaTrain } from '../src/meta/trainer.js';
+import type { TruncationUnitOutput } from '../src/meta/truncationUnit.js';
+import { UNITS_MODULE } from '../src/meta/units.js';
+import { createUnitPool } from '../src/parallel/unitPool.js';
+
+let dir: string;
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', log: () => {} });
+  dir = await mkdtemp(join(tmpdir(), 'lopt-workers-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const recipe = parseRecipe(
+  {
+    name: 'workers',
+    seed: 5,
+    learnedOptimizer: { arch: 'small_fc_lopt', config: {} },
+    estimators: [
+      {
+        type: 'truncated-pes',
+        family: { type: 'mlp', widths: [16], batchSize: { min: 32, max: 32 } },
+        particles: 4,
+        particlesPerUnit: 1,
+        truncationLength: 4,
+        episodeLength: { min: 6, max: 12 },
+        initialOffset: 6,
+      },
+    ],
+    outerSteps: 3,
+    outer: { peakLr: 0.01, warmupSteps: 1 },
+  },
+  'workers',
+);
+
+async function thetaWith(workers: number): Promise<Buffer> {
+  const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
+  try {
+    const r = await metaTrain({
+      recipe,
+      runDir: join(dir, `w${workers}`),
+      run: (input) => pool.run<TruncationUnitOutput>('truncation', input),
+      workers,
+      backend: 'wasm',
+    });
+    expect(r.status).toBe('done');
+    return Buffer.from(r.theta.buffer);
+  } finally {
+    await pool.close();
+  }
+}
+
+describe('worker pool', () => {
+  it('1 and 2 workers (and this thread) give bit-identical meta-training', async () => {
+    const one = await thetaWith(1);
+    const two = await thetaWith(2);
+    const here = await thetaWith(0);
+    expect(two.equals(one)).toBe(true);
+    expect(here.equals(one)).toBe(true);
+  });
+});

@@ -1,0 +1,201 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createUnitPool, toRunnableFile, type UnitPool } from '../src/parallel/unitPool.js';
+import type { MatmulInput, MatmulOutput } from './helpers/poolUnits.js';
+
+const UNITS = new URL('./helpers/poolUnits.ts', import.meta.url).href;
+const tmp = mkdtempSync(join(tmpdir(), 'lopt-unitpool-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Deterministic values in [-1, 1). */
+function values(n: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+function matmulInput(seed: number, size = 48, reps = 3): MatmulInput {
+  return { a: values(size * size, seed), b: values(size * size, seed + 1), m: size, k: size, n: size, seed, reps };
+}
+
+function bytes(o: MatmulOutput): Buffer {
+  return Buffer.concat([
+    Buffer.from(o.out.buffer, o.out.byteOffset, o.out.byteLength),
+    Buffer.from(o.stats.rowSums.buffer, o.stats.rowSums.byteOffset, o.stats.rowSums.byteLength),
+  ]);
+}
+
+async function withPool<T>(
+  opts: { workers: number; retries?: number; warnings?: string[]; backend?: 'wasm' | 'cpu' },
+  body: (pool: UnitPool) => Promise<T>,
+): Promise<T> {
+  const pool = await createUnitPool({
+    workers: opts.workers,
+    unitsModule: UNITS,
+    backend: opts.backend ?? 'wasm',
+    ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
+    onWarning: (m) => opts.warnings?.push(m),
+  });
+  try {
+    return await body(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+const SEEDS = [11, 12, 13, 14, 15];
+
+describe('unit pool', () => {
+  for (const backend of ['wasm', 'cpu'] as const) {
+    it(`gives bit-identical results with 0, 1 and 2 workers (${backend})`, async () => {
+      const runAll = (workers: number): Promise<Buffer[]> =>
+        withPool({ workers, backend }, async (pool) => {
+          const outs = await Promise.all(SEEDS.map((s) => pool.run<MatmulOutput>('matmul', matmulInput(s))));
+          for (const o of outs) {
+            expect(o.out).toBeInstanceOf(Float32Array);
+            expect(o.out.length).toBe(48 * 48);
+            expect(o.stats.rowSums.length).toBe(48);
+            expect(o.stats.reps).toBe(3);
+          }
+          return outs.map(bytes);
+        });
+      const inProcess = await runAll(0);
+      const one = await runAll(1);
+      const two = await runAll(2);
+      // Different seeds give different results (the comparison below means something).
+      expect(inProcess[0]!.equals(inProcess[1]!)).toBe(false);
+      for (let i = 0; i < SEEDS.length; i++) {
+        expect(one[i]!.equals(inProcess[i]!)).toBe(true);
+        expect(two[i]!.equals(inProcess[i]!)).toBe(true);
+      }
+    });
+  }
+
+  it('runs many concurrent units on 2 workers and counts busy time per worker', async () => {
+    await withPool({ workers: 2 }, async (pool) => {
+      expect(pool.workers).toBe(2);
+      expect(pool.busySeconds()).toEqual([0, 0]);
+      const outs = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => pool.run<MatmulOutput>('matmul', matmulInput(100 + i, 64, 4))),
+      );
+      expect(outs).toHaveLength(12);
+      const busy = pool.busySeconds();
+      expect(busy).toHaveLength(2);
+      for (const s of busy) expect(s).toBeGreaterThan(0);
+    });
+    await withPool({ workers: 0 }, async (pool) => {
+      expect(pool.workers).toBe(0);
+      expect(pool.busySeconds()).toEqual([0]);
+      await pool.run('matmul', matmulInput(1));
+      expect(pool.busySeconds()).toHaveLength(1);
+      expect(pool.busySeconds()[0]).toBeGreaterThan(0);
+    });
+    await withPool({ workers: 3 }, async (pool) => {
+      expect(pool.busySeconds()).toHaveLength(3);
+    });
+  });
+
+  it('leaves no tensors behind in this thread with workers = 0', async () => {
+    await withPool({ workers: 0 }, async (pool) => {
+      await pool.run('matmul', matmulInput(1)); // backend warm-up
+      const before = tf.memory().numTensors;
+      await Promise.all(SEEDS.map((s) => pool.run('matmul', matmulInput(s))));
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  });
+
+  for (const workers of [0, 2]) {
+    it(`rejects a thrown error with its message and does not retry it (workers = ${workers})`, async () => {
+      const warnings: string[] = [];
+      await withPool({ workers, warnings }, async (pool) => {
+        const err = await pool.run('throw', { message: 'boom 42' }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(Error);
+        expect((err as Error).message).toContain("unit 'throw'");
+        expect((err as Error).message).toContain('unit asked to throw: boom 42');
+        expect(((err as Error).cause as Error).message).toBe('unit asked to throw: boom 42');
+        // The pool still works afterwards.
+        const ok = await pool.run<MatmulOutput>('matmul', matmulInput(5));
+        expect(ok.out.length).toBe(48 * 48);
+      });
+      expect(warnings).toEqual([]);
+    });
+  }
+
+  it('re-runs a unit whose worker crashed on a fresh worker, with a warning', async () => {
+    const warnings: string[] = [];
+    const marker = join(tmp, 'crash-once');
+    await withPool({ workers: 2, warnings }, async (pool) => {
+      const out = await pool.run<{ survived: boolean }>('crash', { marker });
+      expect(out).toEqual({ survived: true });
+      // Both slots keep working after the replacement.
+      const outs = await Promise.all(SEEDS.map((s) => pool.run<MatmulOutput>('matmul', matmulInput(s))));
+      expect(outs).toHaveLength(SEEDS.length);
+      expect(pool.busySeconds()).toHaveLength(2);
+    });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^worker [01] crashed \(Error: worker exited with code: 1\); re-running unit 'crash'$/);
+  });
+
+  it('rejects (without hanging) a unit whose worker crashes on every try', async () => {
+    const warnings: string[] = [];
+    await withPool({ workers: 1, retries: 2, warnings }, async (pool) => {
+      const err = await pool.run('crash-always', {}).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toContain("unit 'crash-always'");
+      expect((err as Error).message).toContain('worker exited with code: 3');
+      expect(((err as Error).cause as Error).message).toBe('worker exited with code: 3');
+      // The replacement worker still runs units.
+      const ok = await pool.run<MatmulOutput>('matmul', matmulInput(5));
+      expect(ok.out.length).toBe(48 * 48);
+    });
+    expect(warnings).toHaveLength(2);
+    for (const w of warnings) expect(w).toContain("re-running unit 'crash-always'");
+  }, 60_000);
+
+  it('settles every unit when closed, and refuses units after close', async () => {
+    const pool = await createUnitPool({ workers: 1, unitsModule: UNITS, backend: 'wasm', onWarning: () => {} });
+    const pending = Array.from({ length: 4 }, (_, i) => pool.run('matmul', matmulInput(i, 96, 8)).then(() => 'ok', () => 'rejected'));
+    await pool.close();
+    const settled = await Promise.all(pending);
+    expect(settled.every((s) => s === 'ok' || s === 'rejected')).toBe(true);
+    await expect(pool.run('matmul', matmulInput(1))).rejects.toThrow(/closed/);
+  });
+
+  it('maps project TypeScript to its dist/ build, and explains a missing build', () => {
+    const root = new URL('..', import.meta.url);
+    expect(toRunnableFile(new URL('test/helpers/poolUnits.ts', root).href, 'units module')).toBe(
+      new URL('dist/test/helpers/poolUnits.js', root).pathname,
+    );
+    expect(() => toRunnableFile(new URL('test/helpers/noSuchUnits.ts', root).href, 'units module')).toThrow(/npm run build/);
+    expect(() => toRunnableFile('/elsewhere/units.ts', 'units module')).toThrow(/compiled \.js/);
+    expect(() => toRunnableFile('relative/units.js', 'units module')).toThrow(/absolute/);
+  });
+
+  it('times 8 matmul units on 1 vs 2 workers (printed, not asserted)', async () => {
+    const input = (i: number): MatmulInput => matmulInput(1000 + i, 256, 90);
+    const timeOn = (workers: number): Promise<{ wall: number; unit: number }> =>
+      withPool({ workers }, async (pool) => {
+        // Warm up: each worker initialises its backend on its first unit.
+        await Promise.all(Array.from({ length: 2 * Math.max(1, workers) }, (_, i) => pool.run('matmul', input(i))));
+        const busy0 = pool.busySeconds().reduce((p, s) => p + s, 0);
+        const start = performance.now();
+        await Promise.all(Array.from({ length: 8 }, (_, i) => pool.run('matmul', input(i))));
+        const wall = (performance.now() - start) / 1000;
+        const unit = (pool.busySeconds().reduce((p, s) => p + s, 0) - busy0) / 8;
+        return { wall, unit };
+      });
+    const one = await timeOn(1);
+    const two = await timeOn(2);
+    console.log(
+      `unit pool: 8 matmul units (~${(one.unit * 1000).toFixed(0)} ms each on 1 worker): ` +
+        `1 worker ${one.wall.toFixed(2)} s, 2 workers ${two.wall.toFixed(2)} s, ratio 1/2 = ${(one.wall / two.wall).toFixed(2)}×`,
+    );
+  });
+});
