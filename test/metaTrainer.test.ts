@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
 import type { UnitRunner } from '../src/meta/estimator.js';
 import type { MetaTrainEvent } from '../src/meta/events.js';
-import { parseRecipe, type Recipe } from '../src/meta/recipe.js';
+import { loadRecipe, parseRecipe, type Recipe } from '../src/meta/recipe.js';
 import { listCheckpoints, runPaths } from '../src/meta/runDir.js';
 import { metaTrain, type MetaTrainOptions } from '../src/meta/trainer.js';
 import { runTruncationUnit } from '../src/meta/truncationUnit.js';
@@ -197,6 +197,16 @@ describe('recipes', () => {
     estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 4 }],
     outerSteps: 10,
   })) as Record<string, any>;
+
+  it('validates every shipped recipe', async () => {
+    for (const name of ['quick', 'mulo-s', 'mulo-m']) {
+      const { recipe: r } = await loadRecipe(`meta-train/${name}.json`);
+      expect(r.name).toBe(name);
+      expect(r.learnedOptimizer.arch).toBe('small_fc_lopt');
+    }
+    expect((await loadRecipe('meta-train/mulo-m.json')).recipe.estimators.map((e) => (e.family as { widths: number[] }).widths)).toEqual([[32], [64], [128]]);
+    await expect(loadRecipe('meta-train/nope.json')).rejects.toThrow(/recipe meta-train\/nope\.json: cannot be read \(ENOENT\)/);
+  });
 
   it('accepts a minimal recipe and fills the documented defaults', () => {
     const r = parseRecipe(base(), 'r.json');

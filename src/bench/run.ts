@@ -4,18 +4,23 @@ import { benchLearnedOptimizer } from './learnedOptimizer.js';
 import { benchMlpStep } from './mlpStep.js';
 import { benchOptimizerSteps } from './optimizerSteps.js';
 import { benchPopulation } from './population.js';
+import { benchMetaTraining } from './metaTraining.js';
 import type { BenchRow } from './row.js';
 
 /** `npm run bench`: every speed figure of the project as a ratio measured in this run, beside its goal. */
 async function main(): Promise<void> {
   const backend = await initBackend({ backend: 'wasm' });
   const rows: BenchRow[] = [];
+  // `npm run bench -- meta` runs only the groups whose name contains an argument.
+  const only = process.argv.slice(2);
+  const want = (group: string) => only.length === 0 || only.some((o) => group.includes(o));
   // First: it times the first dataset load of this process.
-  rows.push(...benchDataLoading());
-  rows.push(...(await benchMlpStep()));
-  rows.push(...benchOptimizerSteps());
-  rows.push(...benchPopulation());
-  rows.push(...benchLearnedOptimizer());
+  if (want('data')) rows.push(...benchDataLoading());
+  if (want('mlp-step')) rows.push(...(await benchMlpStep()));
+  if (want('optimizer-steps')) rows.push(...benchOptimizerSteps());
+  if (want('population')) rows.push(...benchPopulation());
+  if (want('learned-optimizer')) rows.push(...benchLearnedOptimizer());
+  if (want('meta-training')) rows.push(...(await benchMetaTraining()));
 
   const width = Math.max(...rows.map((r) => r.name.length));
   console.log(`lopt benchmarks on ${backend} (figures measured in this run: ratios unless the name gives a unit)\n`);

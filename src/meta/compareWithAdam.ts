@@ -1,5 +1,5 @@
 // A short held-out check after meta-training: the learned optimizer (one trial) against Adam at a
-// given learning rate on one task, same initialization and batches, training loss per step.
+// few learning rates (the best one reported) on one task, same initialization and batches.
 import * as tf from '@tensorflow/tfjs-core';
 import { adam } from '../optim/baselines/adam.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -56,14 +56,14 @@ function train(taskName: string, opt: Optimizer, steps: number, seed: number): O
 export function compareWithAdam(
   lo: LearnedOptimizer,
   theta: Float32Array,
-  o: { task: string; steps: number; adamLr: number; seed: number },
+  o: { task: string; steps: number; adamLrs: number[]; seed: number },
 ): ComparisonRow[] {
   const task = taskFromName(o.task);
   const thetaParams = unflattenTheta(lo, theta);
   const learned = lo.optimizer(thetaParams, { mupScale: { ...task.mupScale } });
   const rows: ComparisonRow[] = [
     { optimizer: `learned (${lo.arch})`, ...train(o.task, learned, o.steps, o.seed) },
-    { optimizer: `adam lr=${o.adamLr}`, ...train(o.task, adam({ learningRate: o.adamLr }), o.steps, o.seed) },
+    ...o.adamLrs.map((lr) => ({ optimizer: `adam lr=${lr}`, ...train(o.task, adam({ learningRate: lr }), o.steps, o.seed) })),
   ];
   tf.dispose(Object.values(thetaParams));
   return rows;

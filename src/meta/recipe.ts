@@ -92,7 +92,13 @@ export const recipeSchema = z.strictObject({
   logEvery: int(1).default(10),
   /** Held-out comparison printed at the end of a run (`npm start`): the learned optimizer against Adam. */
   evaluation: z
-    .strictObject({ task: z.string().min(1), steps: int(1, 1_000_000), adamLr: positive().default(1e-3), seed: int(0).default(0) })
+    .strictObject({
+      task: z.string().min(1),
+      steps: int(1, 1_000_000),
+      /** Adam runs at each; the best (lowest training loss over the last 10% of steps) is the reference. */
+      adamLrs: z.array(positive()).min(1).default([1e-3, 3e-3, 1e-2, 3e-2]),
+      seed: int(0).default(0),
+    })
     .optional(),
 }).transform((r) => ({
   ...r,

@@ -1,0 +1,181 @@
+// Meta-training throughput: the vectorized population against a naive loop over members, and the
+// worker pool's scaling, all measured in this run.
+import { performance } from 'node:perf_hooks';
+import * as tf from '@tensorflow/tfjs-core';
+import { perturbedThetas, sampleNoise } from '../meta/estimator.js';
+import { initialParticles } from '../meta/particles.js';
+import { parseRecipe } from '../meta/recipe.js';
+import { flattenTheta, thetaSize, unflattenThetas } from '../meta/thetaVector.js';
+import { metaTrain } from '../meta/trainer.js';
+import { cachedLearnedOptimizer, runTruncationUnit, type TruncationUnitInput, type TruncationUnitOutput } from '../meta/truncationUnit.js';
+import { UNITS_MODULE } from '../meta/units.js';
+import { createUnitPool } from '../parallel/unitPool.js';
+import type { Params } from '../tree/params.js';
+import { taskFromName } from '../../tasks/registry.js';
+import type { BenchRow } from './row.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const TASK = 'mlp-mnist8-w32-d1-relu-b128-mup';
+const ARCH = 'small_fc_lopt';
+const PARTICLES = 8;
+const STEPS = 20;
+
+/** One truncation of all particles in one op stream (P = 2·PARTICLES). */
+function vectorized(theta: Float32Array): () => void {
+  const lengths = { kind: 'fixed' as const, steps: 10_000 };
+  const noise = sampleNoise('bench', 0, PARTICLES, theta.length);
+  let input: TruncationUnitInput = {
+    task: TASK,
+    lopt: { arch: ARCH, config: {} },
+    root: 'bench',
+    particles: Array.from({ length: PARTICLES }, (_, i) => i),
+    particleStates: initialParticles('bench', PARTICLES, lengths, 0),
+    lengths,
+    thetas: perturbedThetas(theta, noise, 0.01, 0, PARTICLES),
+    steps: STEPS,
+    start: 'persistent',
+    state: null,
+  };
+  return () => {
+    const out = runTruncationUnit(input);
+    input = { ...input, state: out.state, particleStates: out.particleStates };
+  };
+}
+
+/** The same inner steps, one member at a time (P = 1, no population axis in the optimizer). */
+function naiveLoop(theta: Float32Array): () => void {
+  const task = taskFromName(TASK);
+  const lo = cachedLearnedOptimizer(ARCH, {});
+  const names = Object.keys(task.shapes);
+  const noise = sampleNoise('bench', 0, PARTICLES, theta.length);
+  const thetas = perturbedThetas(theta, noise, 0.01, 0, PARTICLES);
+  const n = theta.length;
+  const members = Array.from({ length: 2 * PARTICLES }, (_, m) => {
+    const th = unflattenThetas(lo, thetas.slice(m * n, (m + 1) * n), 1);
+    const opt = lo.optimizer(th, { population: 1, mupScale: { ...task.mupScale } });
+    const params = task.init([Math.floor(m / 2) + 1]);
+    return { th, opt, params, state: opt.init(params), stream: task.batches('train', [Math.floor(m / 2) + 1]) };
+  });
+  return () => {
+    for (const mem of members) {
+      for (let t = 0; t < STEPS; t++) {
+        const batch = mem.stream.next();
+        const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
+          const p: Params = {};
+          names.forEach((name, i) => (p[name] = ws[i]!));
+          return tf.sum(task.loss(p, batch)) as tf.Scalar;
+        })(names.map((name) => mem.params[name]!));
+        value.dataSync();
+        const g: Params = {};
+        names.forEach((name, i) => (g[name] = grads[i]!));
+        const next = mem.opt.step(mem.params, g, mem.state);
+        mem.params = next.params;
+        mem.state = next.state;
+        tf.dispose([value, ...grads, ...Object.values(batch)]);
+      }
+    }
+  };
+}
+
+function seconds(fn: () => void, reps: number): number {
+  fn();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) fn();
+  return (performance.now() - t0) / 1000 / reps;
+}
+
+/** Outer steps per second of a small recipe on `workers` workers (units: 4 of 2 particles). */
+async function outerStepsPerSecond(workers: number, dir: string): Promise<{ rate: number; innerPerWorker: number }> {
+  const recipe = parseRecipe(
+    {
+      name: 'bench',
+      learnedOptimizer: { arch: ARCH, config: {} },
+      estimators: [
+        {
+          type: 'truncated-pes',
+          family: { type: 'fixed', task: TASK },
+          particles: PARTICLES,
+          particlesPerUnit: 2,
+          truncationLength: STEPS,
+          episodeLength: { min: 100, max: 400 },
+          initialOffset: 100,
+        },
+      ],
+      outerSteps: 6,
+      checkpoint: { everySteps: 1000, everyMinutes: 600, keep: 1 },
+    },
+    'bench',
+  );
+  const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
+  const times: number[] = [];
+  let inner = 0;
+  try {
+    await metaTrain({
+      recipe,
+      runDir: join(dir, `w${workers}`),
+      run: (input) => pool.run<TruncationUnitOutput>('truncation', input),
+      workers,
+      backend: 'wasm',
+      onEvent: (e) => {
+        if (e.type === 'outer-step' && e.step > 1) {
+          times.push(e.seconds);
+          inner += e.innerSteps;
+        }
+      },
+    });
+  } finally {
+    await pool.close();
+  }
+  const total = times.reduce((a, b) => a + b, 0);
+  return { rate: times.length / total, innerPerWorker: inner / total / workers };
+}
+
+export async function benchMetaTraining(): Promise<BenchRow[]> {
+  const lo = cachedLearnedOptimizer(ARCH, {});
+  const thetaParams = lo.initTheta(0);
+  const theta = flattenTheta(lo, thetaParams);
+  tf.dispose(Object.values(thetaParams));
+  if (theta.length !== thetaSize(lo)) throw new Error('bench: theta size mismatch');
+
+  const vec = vectorized(theta);
+  const naive = naiveLoop(theta);
+  // Alternate rounds so machine noise hits both alike.
+  const tv: number[] = [];
+  const tn: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    tv.push(seconds(vec, 1));
+    tn.push(seconds(naive, 1));
+  }
+  const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const memberSteps = 2 * PARTICLES * STEPS;
+  const vecRate = memberSteps / median(tv);
+  const naiveRate = memberSteps / median(tn);
+
+  const dir = await mkdtemp(join(tmpdir(), 'lopt-bench-'));
+  let one;
+  let two;
+  try {
+    one = await outerStepsPerSecond(1, dir);
+    two = await outerStepsPerSecond(2, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return [
+    {
+      name: `meta-train: vectorized / naive member loop (${ARCH}, ${TASK}, P=${2 * PARTICLES})`,
+      value: vecRate / naiveRate,
+      goal: '>= 8',
+      ok: vecRate / naiveRate >= 8,
+      detail: `${vecRate.toFixed(0)} vs ${naiveRate.toFixed(0)} inner steps/s`,
+    },
+    {
+      name: 'meta-train: outer steps/s, 2 workers / 1 worker',
+      value: two.rate / one.rate,
+      goal: '>= 1.7',
+      ok: two.rate / one.rate >= 1.7,
+      detail: `inner steps/s per worker: ${one.innerPerWorker.toFixed(0)} (1 worker), ${two.innerPerWorker.toFixed(0)} (2 workers)`,
+    },
+  ];
+}
