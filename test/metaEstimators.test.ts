@@ -9,7 +9,7 @@ import { fullEsEstimator } from '../src/meta/fullEsEstimator.js';
 import { drawEpisode } from '../src/meta/particles.js';
 import { truncatedEstimator } from '../src/meta/truncatedEstimator.js';
 import { runTruncationUnit } from '../src/meta/truncationUnit.js';
-import { fixedFamily } from '../tasks/families.js';
+import { familyFromSpec, fixedFamily } from '../tasks/families.js';
 import { quadraticTask } from '../tasks/synthetic/quadratic.js';
 
 const TASK = 'quadratic-d1-k1-diag';
@@ -72,6 +72,7 @@ describe('truncated PES', () => {
       truncationLength: T,
       lengths,
       initialOffset: 0,
+      resampleEvery: 0,
       thetaSize: 1,
     });
   }
@@ -171,6 +172,7 @@ describe('truncated PES', () => {
       truncationLength: 3,
       lengths: { kind: 'fixed', steps: 4 },
       initialOffset: 0,
+      resampleEvery: 0,
       thetaSize: 1762,
     });
     const theta = new Float32Array(1762).fill(0.01);
@@ -179,6 +181,36 @@ describe('truncated PES', () => {
       expect(r.grad.every((x) => x === 0)).toBe(true);
       expect(r.metaLoss).toBeGreaterThan(0);
     }
+  });
+
+  it('with resampleEvery, draws a new task per unit and restarts its particles every N outer steps', async () => {
+    const seen: { step: number; task: string; fresh: boolean; episodes: number[] }[] = [];
+    let outer = 0;
+    const spy: UnitRunner = async (input) => {
+      seen.push({ step: outer, task: input.task, fresh: input.state === null, episodes: input.particleStates.map((p) => p.episode) });
+      return runTruncationUnit(input);
+    };
+    const est = truncatedEstimator({
+      kind: 'truncated-pes',
+      family: familyFromSpec({ type: 'mlp', widths: [4, 8, 16, 32], depth: { min: 1, max: 3 }, batchSize: { min: 8, max: 8 } }),
+      lopt,
+      root: 'resample',
+      particles: 2,
+      particlesPerUnit: 2,
+      sigma: 0.01,
+      truncationLength: 2,
+      lengths: { kind: 'fixed', steps: 1000 },
+      initialOffset: 5,
+      resampleEvery: 2,
+      thetaSize: 1,
+    });
+    for (outer = 0; outer < 8; outer++) await est.estimate(THETA, outer, spy);
+    expect(seen.map((s) => s.fresh)).toEqual([true, false, true, false, true, false, true, false]);
+    expect(seen[1]!.task).toBe(seen[0]!.task);
+    expect(new Set(seen.map((s) => s.task)).size).toBeGreaterThan(1);
+    expect(seen.map((s) => s.episodes[0])).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
+    // After a restart the accumulator holds only the new noise.
+    expect(Array.from(est.snapshot().arrays['accumulators']!)).not.toEqual([0, 0]);
   });
 
   it('does not leak tensors over many truncations', async () => {

@@ -37,6 +37,7 @@ export function buildEstimators(recipe: Recipe, lo: LearnedOptimizer): GradientE
       truncationLength: spec.truncationLength,
       lengths: lengthsOf(spec),
       initialOffset: spec.initialOffset,
+      resampleEvery: spec.resampleEvery,
     });
   });
 }

@@ -51,6 +51,19 @@ export function initialParticles(root: string, count: number, lengths: EpisodeLe
   });
 }
 
+/**
+ * Every particle moves to a new episode (a new task was drawn for it), starting at a uniform step
+ * in [0, offset) of it, as initialParticles does for the first.
+ */
+export function restartedParticles(root: string, current: readonly ParticleState[], lengths: EpisodeLength, initialOffset: number): ParticleState[] {
+  return current.map((p, i) => {
+    const episode = p.episode + 1;
+    const { length } = drawEpisode(root, i, episode, lengths);
+    const offset = initialOffset > 0 ? particleRng(root, i).fork(`offset-${episode}`).int(initialOffset) : 0;
+    return { episode, step: Math.min(offset, length - 1), length };
+  });
+}
+
 /** Seed of the batches a particle reads in a truncation that starts at `step` of `episode`. */
 export function truncationDataSeed(root: string, particle: number, state: ParticleState): number {
   const { dataSeed } = drawEpisode(root, particle, state.episode, { kind: 'fixed', steps: 1 });

@@ -14,7 +14,7 @@ import {
   type GradientEstimator,
   type UnitRunner,
 } from './estimator.js';
-import { initialParticles, type EpisodeLength, type ParticleState } from './particles.js';
+import { initialParticles, restartedParticles, type EpisodeLength, type ParticleState } from './particles.js';
 import type { TruncationUnitOutput, UnitState } from './truncationUnit.js';
 
 export interface TruncatedEstimatorOptions {
@@ -30,32 +30,46 @@ export interface TruncatedEstimatorOptions {
   lengths: EpisodeLength;
   /** Particles start their first episode at a uniform step in [0, initialOffset). */
   initialOffset: number;
+  /**
+   * Every this many outer steps each unit draws a new task from the family and its particles start
+   * over (desynchronized again); 0: a unit keeps the task drawn at the start.
+   */
+  resampleEvery: number;
   thetaSize: number;
 }
 
 export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstimator {
   const K = o.particles;
   const unitCount = Math.ceil(K / o.particlesPerUnit);
+  const draw = (outerStep: number) => (o.resampleEvery > 0 ? Math.floor(outerStep / o.resampleEvery) : 0);
+  const taskOf = (u: number, outerStep: number) => o.family.sample(new Rng(o.root).fork(`unit-${u}`).fork(`draw-${draw(outerStep)}`));
   const units = Array.from({ length: unitCount }, (_, u) => {
     const from = u * o.particlesPerUnit;
-    const k = Math.min(o.particlesPerUnit, K - from);
-    return { from, k, task: o.family.sample(new Rng(o.root).fork(`unit-${u}`)) };
+    return { from, k: Math.min(o.particlesPerUnit, K - from) };
   });
   let particles: ParticleState[] = initialParticles(o.root, K, o.lengths, o.initialOffset);
   let unitStates: (UnitState | null)[] = units.map(() => null);
   const accumulators = new Float32Array(K * o.thetaSize);
-  const tasks = [...new Set(units.map((u) => u.task))];
+  const firstTasks = [...new Set(units.map((_, u) => taskOf(u, 0)))];
 
   return {
-    label: `${o.kind} ${tasks.length === 1 ? tasks[0] : `${o.family.name} (${tasks.length} tasks)`}`,
+    label:
+      o.resampleEvery > 0
+        ? `${o.kind} ${o.family.name} (task drawn per unit every ${o.resampleEvery} steps)`
+        : `${o.kind} ${firstTasks.length === 1 ? firstTasks[0] : `${o.family.name} (${firstTasks.length} tasks)`}`,
 
     async estimate(theta, outerStep, run): Promise<EstimateResult> {
       if (theta.length !== o.thetaSize) throw new Error(`${o.kind}: theta has ${theta.length} values, expected ${o.thetaSize}`);
+      if (outerStep > 0 && draw(outerStep) !== draw(outerStep - 1)) {
+        // A new task per unit: every particle starts a new episode, desynchronized as at the start.
+        particles = restartedParticles(o.root, particles, o.lengths, o.initialOffset);
+        unitStates = units.map(() => null);
+      }
       const noise = sampleNoise(o.root, outerStep, K, o.thetaSize);
       const outputs: TruncationUnitOutput[] = await Promise.all(
         units.map((u, ui) =>
           run({
-            task: u.task,
+            task: taskOf(ui, outerStep),
             lopt: o.lopt,
             root: o.root,
             particles: Array.from({ length: u.k }, (_, j) => u.from + j),

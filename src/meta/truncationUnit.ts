@@ -57,7 +57,7 @@ export interface TruncationUnitOutput {
   losses: Float32Array;
   /** The same, unnormalized [T, 2k] (may hold NaN). */
   rawLosses: Float32Array;
-  /** Per particle, the first step of this truncation that began a new episode, or −1. */
+  /** Per particle, the first step of this truncation that began a new episode (0 when the unit started from initialization), or −1. */
   resetStep: Int32Array;
   particleStates: ParticleState[];
   state: UnitState;
@@ -129,7 +129,8 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
   }
 
   const streams: BatchStream[] = input.particles.map((p, j) => task.batches('train', [truncationDataSeed(input.root, p, states[j]!), truncationDataSeed(input.root, p, states[j]!)]));
-  const resetStep = new Int32Array(k).fill(-1);
+  // Starting from initialization is the start of an episode: PES's accumulator restarts too.
+  const resetStep = new Int32Array(k).fill(input.state === null ? 0 : -1);
   const lossRows: tf.Tensor[] = [];
   const rawRows: tf.Tensor[] = [];
   const ones = tf.ones([P]) as tf.Tensor1D;
