@@ -132,6 +132,62 @@ async function outerStepsPerSecond(workers: number, dir: string): Promise<{ rate
   return { rate: times.length / total, innerPerWorker: inner / total / workers };
 }
 
+/** 200 outer steps in this thread: tensor count and resident memory must stay flat. */
+async function memoryOver200Steps(dir: string): Promise<BenchRow[]> {
+  const recipe = parseRecipe(
+    {
+      name: 'memory',
+      learnedOptimizer: { arch: ARCH, config: {} },
+      estimators: [
+        {
+          type: 'truncated-pes',
+          family: { type: 'mlp', widths: [16], depth: { min: 1, max: 2 }, batchSize: { min: 32, max: 32 } },
+          particles: 4,
+          particlesPerUnit: 2,
+          truncationLength: 5,
+          episodeLength: { min: 10, max: 40 },
+          initialOffset: 40,
+          resampleEvery: 10,
+        },
+      ],
+      outerSteps: 200,
+      checkpoint: { everySteps: 50, everyMinutes: 600, keep: 2 },
+    },
+    'memory',
+  );
+  const samples = new Map<number, { tensors: number; rss: number }>();
+  await metaTrain({
+    recipe,
+    runDir: join(dir, 'memory'),
+    run: async (input) => runTruncationUnit(input),
+    workers: 0,
+    backend: 'wasm',
+    onEvent: (e) => {
+      if (e.type === 'outer-step' && (e.step === 50 || e.step === 200)) {
+        samples.set(e.step, { tensors: tf.memory().numTensors, rss: process.memoryUsage().rss });
+      }
+    },
+  });
+  const a = samples.get(50)!;
+  const b = samples.get(200)!;
+  return [
+    {
+      name: 'meta-train: tensors at outer step 200 − at step 50',
+      value: b.tensors - a.tensors,
+      goal: '0',
+      ok: b.tensors === a.tensors,
+      detail: `${a.tensors} → ${b.tensors}`,
+    },
+    {
+      name: 'meta-train: RSS at outer step 200 / at step 50',
+      value: b.rss / a.rss,
+      goal: '<= 1.05',
+      ok: b.rss / a.rss <= 1.05,
+      detail: `${(a.rss / 2 ** 20).toFixed(0)} → ${(b.rss / 2 ** 20).toFixed(0)} MiB`,
+    },
+  ];
+}
+
 export async function benchMetaTraining(): Promise<BenchRow[]> {
   const lo = cachedLearnedOptimizer(ARCH, {});
   const thetaParams = lo.initTheta(0);
@@ -156,9 +212,11 @@ export async function benchMetaTraining(): Promise<BenchRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'lopt-bench-'));
   let one;
   let two;
+  let memory: BenchRow[];
   try {
     one = await outerStepsPerSecond(1, dir);
     two = await outerStepsPerSecond(2, dir);
+    memory = await memoryOver200Steps(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -177,5 +235,6 @@ export async function benchMetaTraining(): Promise<BenchRow[]> {
       ok: two.rate / one.rate >= 1.7,
       detail: `inner steps/s per worker: ${one.innerPerWorker.toFixed(0)} (1 worker), ${two.innerPerWorker.toFixed(0)} (2 workers)`,
     },
+    ...memory,
   ];
 }
