@@ -7,7 +7,7 @@ import type { Params } from '../src/tree/params.js';
 import { imageBatches } from './data/batches.js';
 import { loadImageDataset, type ImageDataset } from './data/images.js';
 import { initPopulation, type InitRule } from './init.js';
-import { classificationNormalizer, crossEntropyPerMember } from './normalize.js';
+import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } from './normalize.js';
 import type { Batch, BatchStream, Parametrization, Split, Task } from './types.js';
 
 export const CONV_DATASETS = ['mnist', 'fashion-mnist'] as const;
@@ -225,6 +225,7 @@ export function convTask(config: ConvConfig): Task {
     init: (seeds) => initPopulation(seeds, shapes, rules),
     loss: (params: Params, batch: Batch): tf.Tensor1D =>
       tf.tidy(() => crossEntropyPerMember(logits(params, batch['x']!), batch['y']!)),
+    accuracy: (params: Params, batch: Batch): tf.Tensor1D => tf.tidy(() => accuracyPerMember(logits(params, batch['x']!), batch['y']!)),
     batches: (split: Split, seeds: readonly number[]): BatchStream => imageBatches(data(), split, seeds, batchSize),
     normalizeLoss: classificationNormalizer(NUM_CLASSES),
   };

@@ -3,7 +3,7 @@ import type { Params } from '../src/tree/params.js';
 import { loadImageDataset, type ImageDatasetName, type ImageSize } from './data/images.js';
 import { imageBatches } from './data/batches.js';
 import { initPopulation, type InitRule } from './init.js';
-import { classificationNormalizer, crossEntropyPerMember } from './normalize.js';
+import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } from './normalize.js';
 import type { Parametrization, Task } from './types.js';
 
 export const ACTIVATIONS = ['relu', 'tanh', 'gelu'] as const;
@@ -155,6 +155,7 @@ export function mlpTask(config: MlpConfig): Task {
     mupScale,
     init: (seeds) => initPopulation(seeds, shapes, rules),
     loss: (params, batch) => tf.tidy(() => crossEntropyPerMember(mlpForward(c, params, batch['x']!), batch['y']!)),
+    accuracy: (params, batch) => tf.tidy(() => accuracyPerMember(mlpForward(c, params, batch['x']!), batch['y']!)),
     batches: (split, seeds) => imageBatches(dataset(), split, seeds, c.batchSize),
     normalizeLoss: classificationNormalizer(NUM_CLASSES),
   };

@@ -22,3 +22,12 @@ export function crossEntropyPerMember(logits: tf.Tensor, labels: tf.Tensor): tf.
   const axes = Array.from({ length: nll.rank - 1 }, (_, i) => i + 1);
   return tf.mean(nll, axes) as tf.Tensor1D;
 }
+
+/** Fraction of correct argmax predictions per member: logits [P, ..., C], labels [P, ...] → [P]. */
+export function accuracyPerMember(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor1D {
+  return tf.tidy(() => {
+    const correct = tf.cast(tf.equal(tf.argMax(logits, -1), tf.cast(labels, 'int32')), 'float32');
+    const axes = Array.from({ length: correct.rank - 1 }, (_, i) => i + 1);
+    return tf.mean(correct, axes) as tf.Tensor1D;
+  });
+}

@@ -9,7 +9,7 @@ import type { Params } from '../src/tree/params.js';
 import { textBatches } from './data/batches.js';
 import { loadText, type TextDataset } from './data/text.js';
 import { initPopulation, type InitRule } from './init.js';
-import { classificationNormalizer, crossEntropyPerMember } from './normalize.js';
+import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } from './normalize.js';
 import type { Batch, BatchStream, Parametrization, Split, Task } from './types.js';
 
 export interface TransformerConfig {
@@ -188,6 +188,32 @@ export function transformerTask(config: TransformerConfig): Task {
     return t;
   };
 
+  const logitsOf = (params: Params, batch: Batch): { logits: tf.Tensor; labels: tf.Tensor } => {
+    return tf.tidy(() => {
+      const p = (name: string) => get(params, name);
+      const tokens = batch['x']!;
+      const [P, B, Tb] = tokens.shape as [number, number, number];
+      if (Tb > T) throw new Error(`transformer task: batch has ${Tb} positions, the model holds ${T}`);
+      const oneHot = (ids: tf.Tensor) => tf.oneHot(tf.reshape(ids, [P, B * Tb]) as tf.Tensor2D, V, 1, 0, 'float32');
+      // Token embedding as a one-hot product: [P, B·T, V]·[P, V, d].
+      const embedded = tf.reshape(tf.matMul(oneHot(tokens), p('embed/tokens')), [P, B, Tb, d]);
+      const positions = tf.reshape(tf.slice(p('embed/positions'), [0, 0, 0], [P, Tb, d]), [P, 1, Tb, d]);
+      let h = tf.reshape(tf.add(embedded, positions), [P, B * Tb, d]);
+      for (let l = 0; l < depth; l++) {
+        const at = (s: string) => p(`block${l}/${s}`);
+        const a = tf.reshape(layerNorm(h, at('norm1/scale'), at('norm1/bias')), [P, B, Tb, d]);
+        const w = { query: at('attn/query'), key: at('attn/key'), value: at('attn/value'), out: at('attn/out') };
+        h = tf.add(h, tf.reshape(causalSelfAttention(a, w, heads, logitScale), [P, B * Tb, d]));
+        const m = layerNorm(h, at('norm2/scale'), at('norm2/bias'));
+        h = tf.add(h, tf.matMul(tf.relu(tf.matMul(m, at('mlp/in'))), at('mlp/out')));
+      }
+      const final = layerNorm(h, p('final_norm/scale'), p('final_norm/bias'));
+      let logits = tf.matMul(final, p('readout/kernel'));
+      if (readoutMultiplier !== 1) logits = tf.mul(logits, readoutMultiplier);
+      return { logits, labels: tf.reshape(batch['y']!, [P, B * Tb]) } as unknown as tf.TensorContainer;
+    }) as unknown as { logits: tf.Tensor; labels: tf.Tensor };
+  };
+
   return {
     meta: {
       name: transformerName(cfg),
@@ -202,30 +228,17 @@ export function transformerTask(config: TransformerConfig): Task {
     shapes,
     mupScale,
     init,
+    // Per member: mean over its B·T tokens.
     loss(params: Params, batch: Batch): tf.Tensor1D {
       return tf.tidy(() => {
-        const p = (name: string) => get(params, name);
-        const tokens = batch['x']!;
-        const [P, B, Tb] = tokens.shape as [number, number, number];
-        if (Tb > T) throw new Error(`transformer task: batch has ${Tb} positions, the model holds ${T}`);
-        const oneHot = (ids: tf.Tensor) => tf.oneHot(tf.reshape(ids, [P, B * Tb]) as tf.Tensor2D, V, 1, 0, 'float32');
-        // Token embedding as a one-hot product: [P, B·T, V]·[P, V, d].
-        const embedded = tf.reshape(tf.matMul(oneHot(tokens), p('embed/tokens')), [P, B, Tb, d]);
-        const positions = tf.reshape(tf.slice(p('embed/positions'), [0, 0, 0], [P, Tb, d]), [P, 1, Tb, d]);
-        let h = tf.reshape(tf.add(embedded, positions), [P, B * Tb, d]);
-        for (let l = 0; l < depth; l++) {
-          const at = (s: string) => p(`block${l}/${s}`);
-          const a = tf.reshape(layerNorm(h, at('norm1/scale'), at('norm1/bias')), [P, B, Tb, d]);
-          const w = { query: at('attn/query'), key: at('attn/key'), value: at('attn/value'), out: at('attn/out') };
-          h = tf.add(h, tf.reshape(causalSelfAttention(a, w, heads, logitScale), [P, B * Tb, d]));
-          const m = layerNorm(h, at('norm2/scale'), at('norm2/bias'));
-          h = tf.add(h, tf.matMul(tf.relu(tf.matMul(m, at('mlp/in'))), at('mlp/out')));
-        }
-        const final = layerNorm(h, p('final_norm/scale'), p('final_norm/bias'));
-        let logits = tf.matMul(final, p('readout/kernel'));
-        if (readoutMultiplier !== 1) logits = tf.mul(logits, readoutMultiplier);
-        // Per member: mean over its B·T tokens.
-        return crossEntropyPerMember(logits, tf.reshape(batch['y']!, [P, B * Tb]));
+        const { logits, labels } = logitsOf(params, batch);
+        return crossEntropyPerMember(logits, labels);
+      });
+    },
+    accuracy(params: Params, batch: Batch): tf.Tensor1D {
+      return tf.tidy(() => {
+        const { logits, labels } = logitsOf(params, batch);
+        return accuracyPerMember(logits, labels);
       });
     },
     batches: (split: Split, seeds: readonly number[]): BatchStream => textBatches(text, split, seeds, batchSize, T),

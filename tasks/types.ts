@@ -43,6 +43,8 @@ export interface Task {
   readonly mupScale: Readonly<Record<string, number>>;
   /** Fresh parameters for P = seeds.length members; member i is initialised from seeds[i]. */
   init(seeds: readonly number[]): Params;
+  /** Classification tasks: the fraction of correct predictions per member, [P]. Absent otherwise. */
+  accuracy?(params: Params, batch: Batch): tf.Tensor1D;
   /** Loss per member, [P]: differentiable with tf.grad/tf.valueAndGrads. Non-finite losses stay non-finite. */
   loss(params: Params, batch: Batch): tf.Tensor1D;
   /**

@@ -1,7 +1,15 @@
+import { vi } from 'vitest';
+
+// ink renders only its last frame, and nothing after unmounting, when it detects CI (is-in-ci reads
+// the environment once, at import): these tests are about the interactive dashboard.
+vi.hoisted(() => {
+  process.env['CI'] = 'false';
+});
+
 import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { cleanup, render } from 'ink-testing-library';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { MetaTrainDashboard, startDashboard } from '../src/cli/metaTrain/dashboard.js';
 import { createDashboardStore, reduceDashboard, initialDashboardState, META_LOSS_HISTORY } from '../src/cli/metaTrain/dashboardState.js';
 import { renderMetaLossChart } from '../src/cli/metaTrain/metaLossChart.js';

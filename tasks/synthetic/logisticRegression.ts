@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../../src/tree/params.js';
 import type { Rng } from '../../src/random/rng.js';
 import { SPLITS, type Batch, type BatchStream, type Split, type Task } from '../types.js';
-import { classificationNormalizer, crossEntropyPerMember } from '../normalize.js';
+import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } from '../normalize.js';
 import { batchRng, fillNormal, initRng, instanceRng, lazy, perMember } from './seeded.js';
 import { parseCanonical, requireFields, requireInt, requireSeeds } from './validation.js';
 
@@ -151,6 +151,9 @@ export function logisticRegressionTask(config: LogisticRegressionConfig): Logist
         const logits = tf.add(tf.matMul(x, w), tf.expandDims(b, 1));
         return crossEntropyPerMember(logits, y);
       });
+    },
+    accuracy(params: Params, batch: Batch): tf.Tensor1D {
+      return tf.tidy(() => accuracyPerMember(tf.add(tf.matMul(batch['x']!, params['w']!), tf.expandDims(params['b']!, 1)), batch['y']!));
     },
     batches(split: Split, seeds: readonly number[]): BatchStream {
       requireSeeds(name, seeds);
