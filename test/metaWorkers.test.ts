@@ -7,7 +7,7 @@ import { initBackend } from '../src/backend/select.js';
 import { parseRecipe } from '../src/meta/recipe.js';
 import { metaTrain } from '../src/meta/trainer.js';
 import type { TruncationUnitOutput } from '../src/meta/truncationUnit.js';
-import { UNITS_MODULE } from '../src/meta/units.js';
+import { UNITS_MODULE } from '../src/units.js';
 import { createUnitPool } from '../src/parallel/unitPool.js';
 
 let dir: string;

@@ -8,7 +8,7 @@ import { parseRecipe } from '../meta/recipe.js';
 import { flattenTheta, thetaSize, unflattenThetas } from '../meta/thetaVector.js';
 import { metaTrain } from '../meta/trainer.js';
 import { cachedLearnedOptimizer, runTruncationUnit, type TruncationUnitInput, type TruncationUnitOutput } from '../meta/truncationUnit.js';
-import { UNITS_MODULE } from '../meta/units.js';
+import { UNITS_MODULE } from '../units.js';
 import { createUnitPool } from '../parallel/unitPool.js';
 import type { Params } from '../tree/params.js';
 import { taskFromName } from '../../tasks/registry.js';

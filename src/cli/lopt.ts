@@ -5,6 +5,8 @@ import { OPTIMIZERS, isOptimizerName, type OptimizerName } from '../optim/regist
 import { demoOptimizers } from './demo.js';
 import { describeTasks } from './tasksCommand.js';
 import { metaTrainCommand } from './metaTrainCommand.js';
+import { benchCommand, evalCommand } from './benchCommand.js';
+import { DEFAULT_BENCH_OPTIMIZERS } from '../evaluate/runBench.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -78,6 +80,38 @@ program
   .option('--out <dir>', 'run folder (default runs/<recipe name>-<time>)')
   .action(async (o: { recipe?: string; resume?: string; workers?: number; backend?: ReturnType<typeof parseBackendName>; out?: string }) => {
     process.exitCode = await metaTrainCommand(o);
+  });
+
+const commaList = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+program
+  .command('bench')
+  .description('tune every baseline with the same budget, run learned optimizers once, and write a report (JSON, markdown, SVG, HTML)')
+  .requiredOption('--suite <file|name>', 'suite JSON file, or a shipped suite: smoke, generalization')
+  .option('--optimizers <list>', `comma-separated: ${Object.keys(OPTIMIZERS).join(', ')}, lopt:<checkpoint> (Adam always runs)`, commaList, DEFAULT_BENCH_OPTIMIZERS)
+  .option('--budget <n>', 'learning rates per baseline, half a decade apart around its usual value', positiveInt('--budget'), 7)
+  .option('--seeds <n>', 'seeds per run (initialization and data)', positiveInt('--seeds'), 1)
+  .option('--steps <n>', "override every suite entry's steps", positiveInt('--steps'))
+  .option('--workers <n>', 'worker threads (default: cores, at most 2)', positiveInt('--workers'))
+  .option('--out <dir>', 'output folder (default bench-results/<suite>); finished runs there are kept and reused')
+  .addOption(backendOption)
+  .action(async (o: { suite: string; optimizers: string[]; budget: number; seeds: number; steps?: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> }) => {
+    await benchCommand(o);
+  });
+
+program
+  .command('eval')
+  .description('one task: a learned optimizer (one trial) against tuned Adam, as a table and a terminal chart')
+  .argument('<checkpoint>', 'a .lopt file or a shipped checkpoint name')
+  .requiredOption('--task <name>', 'a task name, e.g. mlp-mnist8-w64-d2')
+  .option('--steps <n>', 'training steps', positiveInt('--steps'), 500)
+  .option('--seeds <n>', 'seeds', positiveInt('--seeds'), 1)
+  .option('--budget <n>', "learning rates in Adam's grid", positiveInt('--budget'), 7)
+  .option('--workers <n>', 'worker threads', positiveInt('--workers'))
+  .option('--out <dir>', 'keep the runs and results here (default: a temp folder)')
+  .addOption(backendOption)
+  .action(async (checkpoint: string, o: { task: string; steps: number; seeds: number; budget: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> }) => {
+    await evalCommand({ checkpoint, ...o });
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

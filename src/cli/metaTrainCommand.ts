@@ -10,7 +10,7 @@ import type { TruncationUnitOutput } from '../meta/truncationUnit.js';
 import { loadRecipe, parseRecipe, type Recipe } from '../meta/recipe.js';
 import { listCheckpoints, runPaths } from '../meta/runDir.js';
 import { metaTrain } from '../meta/trainer.js';
-import { UNITS_MODULE } from '../meta/units.js';
+import { UNITS_MODULE } from '../units.js';
 import { createUnitPool } from '../parallel/unitPool.js';
 import { chooseReporter } from './metaTrain/reporter.js';
 

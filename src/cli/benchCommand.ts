@@ -1,0 +1,125 @@
+// `lopt bench` and `lopt eval`: the fair comparison of src/evaluate, run in the worker pool, with
+// one progress line per run and the report at the end.
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import asciichart from 'asciichart';
+import { initBackend, type BackendName } from '../backend/select.js';
+import type { BenchRunOutput } from '../evaluate/benchRun.js';
+import { writeReport } from '../evaluate/report/writeReport.js';
+import type { BenchResults } from '../evaluate/results.js';
+import { runBench, type BenchEvent } from '../evaluate/runBench.js';
+import { createUnitPool } from '../parallel/unitPool.js';
+import { UNITS_MODULE } from '../units.js';
+import { loadSuite, parseSuite, shippedSuitePath, type Suite } from '../../tasks/suites.js';
+import { taskFromName } from '../../tasks/registry.js';
+
+export interface BenchCommandOptions {
+  suite: string;
+  optimizers: string[];
+  budget: number;
+  seeds: number;
+  steps?: number;
+  workers?: number;
+  out?: string;
+  backend?: BackendName | 'auto';
+}
+
+function suiteFrom(nameOrPath: string): Suite {
+  if (existsSync(nameOrPath)) return loadSuite(nameOrPath);
+  if (/^[A-Za-z0-9_-]+$/.test(nameOrPath)) return loadSuite(shippedSuitePath(nameOrPath));
+  throw new Error(`bench: no suite file '${nameOrPath}' (give a path, or a shipped suite: smoke, generalization)`);
+}
+
+function progressLine(e: BenchEvent): string | null {
+  if (e.type === 'bench-start') return `bench: ${e.runs} runs${e.done > 0 ? ` (${e.done} already done in this folder, kept)` : ''}`;
+  if (e.type === 'run-start') return `  start  ${e.optimizer} on ${e.task}`;
+  return `  [${e.done}/${e.runs}] ${e.optimizer} on ${e.task}: ${e.seconds.toFixed(1)} s, ${e.summary}`;
+}
+
+async function withPool<T>(workers: number, backend: string, fn: (run: (input: unknown) => Promise<BenchRunOutput>) => Promise<T>): Promise<T> {
+  const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: backend as BackendName, onWarning: (m) => console.error(`lopt: ${m}`) });
+  try {
+    return await fn((input) => pool.run<BenchRunOutput>('bench-run', input));
+  } finally {
+    await pool.close();
+  }
+}
+
+export async function benchCommand(o: BenchCommandOptions): Promise<BenchResults> {
+  const suite = suiteFrom(o.suite);
+  const backend = await initBackend(o.backend ? { backend: o.backend, log: () => {} } : { log: () => {} });
+  const outDir = o.out ?? join('bench-results', suite.name);
+  const workers = o.workers ?? Math.min(availableParallelism(), 2);
+  console.log(`lopt bench: suite ${suite.name} (${suite.tasks.length} tasks), ${o.optimizers.join(', ')}; budget ${o.budget} learning rates, ${o.seeds} seed(s), ${workers} worker(s), backend ${backend}; results in ${outDir}`);
+  const results = await withPool(workers, backend, (run) =>
+    runBench({
+      suite,
+      optimizers: o.optimizers,
+      budget: o.budget,
+      seeds: o.seeds,
+      ...(o.steps !== undefined ? { steps: o.steps } : {}),
+      outDir,
+      backend,
+      run: run as (input: import('../evaluate/benchRun.js').BenchRunInput) => Promise<BenchRunOutput>,
+      onEvent: (e) => {
+        const line = progressLine(e);
+        if (line) console.log(line);
+      },
+    }),
+  );
+  const report = await writeReport(results, outDir);
+  console.log(`\n${report.markdown}`);
+  console.log(`report: ${join(outDir, 'report.html')} · summary: ${join(outDir, 'summary.md')} · results: ${join(outDir, 'results.json')}`);
+  return results;
+}
+
+export interface EvalCommandOptions {
+  checkpoint: string;
+  task: string;
+  steps: number;
+  seeds: number;
+  budget: number;
+  workers?: number;
+  out?: string;
+  backend?: BackendName | 'auto';
+}
+
+/** One task: the learned optimizer (one trial) against tuned Adam, as a table and a terminal chart. */
+export async function evalCommand(o: EvalCommandOptions): Promise<void> {
+  const task = taskFromName(o.task);
+  const suite = parseSuite({ name: `eval-${task.meta.name}`, description: 'lopt eval', tasks: [{ task: task.meta.name, steps: o.steps }] }, 'lopt eval');
+  const backend = await initBackend(o.backend ? { backend: o.backend, log: () => {} } : { log: () => {} });
+  const outDir = o.out ?? (await mkdtemp(join(tmpdir(), 'lopt-eval-')));
+  const learned = `lopt:${o.checkpoint}`;
+  const results = await withPool(o.workers ?? 2, backend, (run) =>
+    runBench({
+      suite,
+      optimizers: ['adam', learned],
+      budget: o.budget,
+      seeds: o.seeds,
+      outDir,
+      backend,
+      run: run as (input: import('../evaluate/benchRun.js').BenchRunInput) => Promise<BenchRunOutput>,
+    }),
+  );
+  const t = results.tasks[0]!;
+  const f = (x: number | null, digits = 4) => (x === null ? 'diverged' : x.toPrecision(digits));
+  console.log(`${task.meta.name}, ${o.steps} steps, ${o.seeds} seed(s); Adam tuned over ${o.budget} learning rates on inner-valid, the learned optimizer one trial`);
+  console.log(`${'optimizer'.padEnd(28)} ${'lr'.padStart(8)} ${'final'.padStart(9)} ${'best'.padStart(9)} ${'test'.padStart(9)} ${'acc'.padStart(7)} ${'vs Adam'.padStart(8)}`);
+  for (const r of t.results) {
+    const speed = r.speedupOverAdam === null ? '—' : `${r.speedupIsLowerBound ? '≥' : ''}${r.speedupOverAdam.toFixed(2)}×`;
+    console.log(
+      `${r.optimizer.padEnd(28)} ${(r.selectedLr === null ? '—' : r.selectedLr.toExponential(0)).padStart(8)} ${f(r.finalTrainLoss).padStart(9)} ${f(r.bestTrainLoss).padStart(9)} ${f(r.testLoss).padStart(9)} ${(r.testAccuracy === null ? '—' : r.testAccuracy.toFixed(3)).padStart(7)} ${speed.padStart(8)}`,
+    );
+  }
+  const series = t.results.map((r) => r.curve.map((p) => p.loss ?? NaN).filter((x) => Number.isFinite(x)));
+  if (series.every((s) => s.length > 1)) {
+    const width = 70;
+    const resample = (s: number[]) => Array.from({ length: width }, (_, i) => s[Math.floor((i * (s.length - 1)) / (width - 1))]!);
+    console.log(`\ntraining loss (smoothed), top to bottom at the start: ${t.results.map((r, i) => `${process.stdout.isTTY ? `${['blue', 'green', 'red'][i % 3]} = ` : `series ${i + 1} = `}${r.optimizer}`).join(', ')}`);
+    const colors = process.stdout.isTTY ? { colors: [asciichart.blue, asciichart.green, asciichart.red] } : {};
+    console.log(asciichart.plot(series.map(resample), { height: 12, ...colors }));
+  }
+}

@@ -1,0 +1,118 @@
+// One unit of `lopt bench`: one optimizer on one task, every grid point × seed as one population,
+// trained for T steps; then each member's inner-valid loss (selection) and test loss/accuracy.
+// Plain input and output, so it runs the same in this thread or in a worker.
+import * as tf from '@tensorflow/tfjs-core';
+import { loadLearnedOptimizer } from '../lopt/io.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { isOptimizerName } from '../optim/registry.js';
+import type { Params } from '../tree/params.js';
+import { disposeState } from '../tree/stateTree.js';
+import { taskFromName } from '../../tasks/registry.js';
+import type { Batch, Split, Task } from '../../tasks/types.js';
+import { baselineForGrid } from './baselines.js';
+
+export type BenchOptimizerSpec =
+  /** `name` is what reports show ('adam', or 'sgd@0.01' for one untuned learning rate); `optimizer` the registry name. */
+  | { kind: 'baseline'; name: string; optimizer: string; lrs: number[] }
+  | { kind: 'learned'; name: string; checkpoint: string };
+
+export interface BenchRunInput {
+  task: string;
+  steps: number;
+  optimizer: BenchOptimizerSpec;
+  /** Seeds of the initialization and the data; every grid point runs each. */
+  seeds: number[];
+  /** Batches the inner-valid and test losses are averaged over. */
+  evalBatches: number;
+}
+
+export interface BenchRunOutput {
+  /** Training loss before each update [T, P], member m = gridIndex·S + seedIndex (NaN kept). */
+  losses: Float32Array;
+  /** Final parameters' loss on inner-valid [P] (NaN when diverged). */
+  innerValid: Float32Array;
+  testLoss: Float32Array;
+  /** [P], or null when the task is not a classification task. */
+  testAccuracy: Float32Array | null;
+  seconds: number;
+}
+
+async function optimizerFor(spec: BenchOptimizerSpec, task: Task, steps: number, S: number): Promise<{ opt: Optimizer; dispose: () => void }> {
+  if (spec.kind === 'baseline') {
+    if (!isOptimizerName(spec.optimizer)) throw new Error(`bench: unknown optimizer '${spec.optimizer}'`);
+    return { opt: baselineForGrid(spec.optimizer, steps, spec.lrs, S, task.mupScale), dispose: () => undefined };
+  }
+  const loaded = await loadLearnedOptimizer(spec.checkpoint);
+  const lo = loaded.learnedOptimizer;
+  // One trial: theta stacked once per seed.
+  const theta: Params = {};
+  for (const [name, t] of Object.entries(loaded.theta)) theta[name] = tf.stack(new Array<tf.Tensor>(S).fill(t));
+  const opt = lo.optimizer(theta, { population: S, mupScale: { ...task.mupScale }, totalSteps: steps });
+  return {
+    opt,
+    dispose: () => {
+      tf.dispose(Object.values(theta));
+      loaded.dispose();
+    },
+  };
+}
+
+/** Mean over `n` batches of `split` of a per-member metric. */
+function evaluate(task: Task, params: Params, split: Split, seeds: number[], n: number, metric: (p: Params, b: Batch) => tf.Tensor1D): Float32Array {
+  const stream = task.batches(split, seeds);
+  let sum = tf.zeros([seeds.length]);
+  for (let i = 0; i < n; i++) {
+    const batch = stream.next();
+    const next = tf.tidy(() => tf.add(sum, metric(params, batch)));
+    tf.dispose([sum, ...Object.values(batch)]);
+    sum = next;
+  }
+  const mean = tf.div(sum, n);
+  const out = Float32Array.from(mean.dataSync() as Float32Array);
+  tf.dispose([sum, mean]);
+  return out;
+}
+
+export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput> {
+  const t0 = performance.now();
+  const task = taskFromName(input.task);
+  const S = input.seeds.length;
+  const G = input.optimizer.kind === 'baseline' ? input.optimizer.lrs.length : 1;
+  const P = G * S;
+  const memberSeeds = Array.from({ length: P }, (_, m) => input.seeds[m % S]!);
+  const names = Object.keys(task.shapes);
+  const { opt, dispose } = await optimizerFor(input.optimizer, task, input.steps, S);
+  let params = task.init(memberSeeds);
+  let state = opt.init(params);
+  const stream = task.batches('train', memberSeeds);
+  const ones = tf.ones([P]) as tf.Tensor1D;
+  const rows: tf.Tensor[] = [];
+  try {
+    for (let t = 0; t < input.steps; t++) {
+      const batch = stream.next();
+      const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
+        const p: Params = {};
+        names.forEach((n, i) => (p[n] = ws[i]!));
+        return task.loss(p, batch);
+      })(names.map((n) => params[n]!), ones);
+      tf.dispose(Object.values(batch));
+      rows.push(value);
+      const g: Params = {};
+      names.forEach((n, i) => (g[n] = grads[i]!));
+      ({ params, state } = opt.step(params, g, state));
+      tf.dispose(grads);
+    }
+    const stacked = tf.stack(rows);
+    const losses = Float32Array.from(stacked.dataSync() as Float32Array);
+    stacked.dispose();
+    const lossOf = (p: Params, b: Batch) => task.loss(p, b);
+    const innerValid = evaluate(task, params, 'inner-valid', memberSeeds, input.evalBatches, lossOf);
+    const testLoss = evaluate(task, params, 'test', memberSeeds, input.evalBatches, lossOf);
+    const testAccuracy = task.accuracy ? evaluate(task, params, 'test', memberSeeds, input.evalBatches, (p, b) => task.accuracy!(p, b)) : null;
+    return { losses, innerValid, testLoss, testAccuracy, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    tf.dispose([...rows, ones, ...Object.values(params)]);
+    disposeState(state.inner);
+    dispose();
+  }
+}
