@@ -48,6 +48,8 @@ function result(optimizer: string, run: Run, start: number): OptimizerResult {
   return {
     optimizer,
     kind: learned ? 'learned' : 'baseline',
+    tuned: !learned,
+    selectedAtGridEdge: false,
     grid: learned
       ? []
       : GRID.map((lr) => ({
@@ -98,6 +100,7 @@ function benchResults(): BenchResults {
     format: 'lopt-bench',
     version: 1,
     suite: 'generalization',
+    maxGridExtensions: 3,
     createdAt: '2025-01-02T03:04:05.000Z',
     backend: 'cpu',
     seeds: 3,

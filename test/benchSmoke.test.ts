@@ -77,6 +77,7 @@ describe('lopt bench on the smoke suite', () => {
         expect(t.family === 'mlp' || t.family === 'conv' || t.family === 'transformer' || t.family === 'logreg' ? r.diverged || r.testAccuracy !== null : r.testAccuracy === null).toBe(true);
       }
       expect(t.results.find((r) => r.optimizer === 'adam')!.speedupOverAdam).toBe(1);
+      expect(t.results.map((r) => r.tuned)).toEqual(results.optimizers.map((name) => name !== UNTUNED));
     }
     expect(existsSync(join(dir, 'smoke', 'results.json'))).toBe(true);
     expect(events.filter((e) => e.type === 'run-done').length).toBeGreaterThanOrEqual(8 * 7);

@@ -5,6 +5,7 @@ import { benchMlpStep } from './mlpStep.js';
 import { benchOptimizerSteps } from './optimizerSteps.js';
 import { benchPopulation } from './population.js';
 import { benchMetaTraining } from './metaTraining.js';
+import { benchSmokeSuite } from './benchSmoke.js';
 import type { BenchRow } from './row.js';
 
 /** `npm run bench`: every speed figure of the project as a ratio measured in this run, beside its goal. */
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
   if (want('population')) rows.push(...benchPopulation());
   if (want('learned-optimizer')) rows.push(...benchLearnedOptimizer());
   if (want('meta-training')) rows.push(...(await benchMetaTraining()));
+  if (want('bench-smoke')) rows.push(...(await benchSmokeSuite()));
 
   const width = Math.max(...rows.map((r) => r.name.length));
   console.log(`lopt benchmarks on ${backend} (figures measured in this run: ratios unless the name gives a unit)\n`);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import asciichart from 'asciichart';
 import { initBackend, type BackendName } from '../backend/select.js';
 import type { BenchRunOutput } from '../evaluate/benchRun.js';
+import { formatLr } from '../evaluate/report/format.js';
 import { writeReport } from '../evaluate/report/writeReport.js';
 import type { BenchResults } from '../evaluate/results.js';
 import { runBench, type BenchEvent } from '../evaluate/runBench.js';
@@ -111,7 +112,7 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
   for (const r of t.results) {
     const speed = r.speedupOverAdam === null ? '—' : `${r.speedupIsLowerBound ? '≥' : ''}${r.speedupOverAdam.toFixed(2)}×`;
     console.log(
-      `${r.optimizer.padEnd(28)} ${(r.selectedLr === null ? '—' : r.selectedLr.toExponential(0)).padStart(8)} ${f(r.finalTrainLoss).padStart(9)} ${f(r.bestTrainLoss).padStart(9)} ${f(r.testLoss).padStart(9)} ${(r.testAccuracy === null ? '—' : r.testAccuracy.toFixed(3)).padStart(7)} ${speed.padStart(8)}`,
+      `${r.optimizer.padEnd(28)} ${(r.selectedLr === null ? '—' : formatLr(r.selectedLr)).padStart(8)} ${f(r.finalTrainLoss).padStart(9)} ${f(r.bestTrainLoss).padStart(9)} ${f(r.testLoss).padStart(9)} ${(r.testAccuracy === null ? '—' : r.testAccuracy.toFixed(3)).padStart(7)} ${speed.padStart(8)}`,
     );
   }
   const series = t.results.map((r) => r.curve.map((p) => p.loss ?? NaN).filter((x) => Number.isFinite(x)));

@@ -22,10 +22,14 @@ export interface OptimizerResult {
   /** 'adam', 'nesterov', …, or 'lopt:<checkpoint name or path>'. */
   optimizer: string;
   kind: 'baseline' | 'learned';
+  /** A baseline tuned over a grid (false for `name@lr`, one untuned learning rate, and for learned optimizers). */
+  tuned: boolean;
   /** Baselines: every learning rate tried; learned optimizers: empty (one trial). */
   grid: GridPoint[];
   /** The learning rate selected on inner-valid (null for learned optimizers, or when every point diverged). */
   selectedLr: number | null;
+  /** The selection sits at an end of the grid even after every allowed extension: tuning may be incomplete. */
+  selectedAtGridEdge: boolean;
   /** The selected run (or the learned optimizer's only run) diverged; its losses below are null. */
   diverged: boolean;
   divergedAt: number | null;
@@ -73,8 +77,10 @@ export interface BenchResults {
   createdAt: string;
   backend: string;
   seeds: number;
-  /** Grid points per baseline (log-spaced, half a decade apart). */
+  /** Grid points per tuned baseline before extensions (log-spaced, half a decade apart). */
   budget: number;
+  /** Times a grid may be extended by two points past an end that holds the optimum. */
+  maxGridExtensions: number;
   optimizers: string[];
   tasks: TaskResult[];
 }

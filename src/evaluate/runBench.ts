@@ -218,6 +218,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     backend: o.backend,
     seeds: o.seeds,
     budget: o.budget,
+    maxGridExtensions: MAX_GRID_EXTENSIONS,
     optimizers: specs.map(label),
     tasks,
   };

@@ -132,8 +132,10 @@ export function summarizeRun(
   return {
     optimizer: spec.kind === 'baseline' ? spec.name : `lopt:${spec.name}`,
     kind: spec.kind,
+    tuned: spec.kind === 'baseline' && spec.lrs.length > 1,
     grid,
     selectedLr: spec.kind === 'baseline' && !(diverged && grid.every((p) => p.divergedAt !== null)) ? spec.lrs[selected]! : null,
+    selectedAtGridEdge: spec.kind === 'baseline' && spec.lrs.length > 1 && !diverged && (selected === 0 || selected === G - 1),
     diverged,
     divergedAt: divergedAt[selected]!,
     finalTrainLoss,

@@ -57,8 +57,8 @@ export function headlineRows(results: BenchResults): HeadlineRow[] {
       if (mine === undefined) continue;
       kind = mine.kind;
       tasks += 1;
-      // A baseline is compared with the other baselines only: it cannot beat itself.
-      const others = task.results.filter((r) => r.kind === 'baseline' && r.optimizer !== optimizer);
+      // Compared with the other *tuned* baselines (not itself, not an untuned `name@lr` reference).
+      const others = task.results.filter((r) => r.kind === 'baseline' && r.tuned && r.optimizer !== optimizer);
       if (others.every((b) => endsLower(mine, b)) && finalLoss(mine) !== null) beatsEveryBaseline += 1;
       const adam = resultOf(task, ADAM);
       if (adam !== undefined) {

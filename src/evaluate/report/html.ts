@@ -53,7 +53,7 @@ export function reportHtml(results: BenchResults, plots: RenderedPlot[]): string
     '</head>',
     '<body>',
     `<h1>lopt bench: ${escapeHtml(results.suite)}</h1>`,
-    `<p class="meta">${results.tasks.length} tasks · ${results.seeds} seeds · ${results.budget} learning rates per baseline · ` +
+    `<p class="meta">${results.tasks.length} tasks · ${results.seeds} seeds · ${results.budget} learning rates per tuned baseline, half a decade apart (extended by two past an end holding the optimum, at most ${results.maxGridExtensions ?? 0} times) · ` +
       `backend ${escapeHtml(results.backend)} · ${escapeHtml(results.createdAt)}</p>`,
     '<section id="headline">',
     '<h2>Headline</h2>',

@@ -50,7 +50,7 @@ export function taskSummaries(results: BenchResults): TaskSummary[] {
     description: taskDescription(t),
     rows: t.results.map((r) => [
       r.optimizer,
-      r.kind === 'learned' ? NOT_APPLICABLE : formatLr(r.selectedLr),
+      r.kind === 'learned' ? NOT_APPLICABLE : `${formatLr(r.selectedLr)}${r.selectedAtGridEdge ? ' (grid edge)' : ''}${r.tuned ? '' : ' (untuned)'}`,
       formatFinalLoss(r),
       formatLoss(r.bestTrainLoss),
       formatLoss(r.testLoss),
@@ -93,7 +93,7 @@ export function summaryMarkdown(results: BenchResults, plots: PlotLink[] = []): 
   const lines: string[] = [
     `# lopt bench: ${escapeMarkdown(results.suite)}`,
     '',
-    `${results.tasks.length} tasks · ${results.seeds} seeds · ${results.budget} learning rates per baseline · ` +
+    `${results.tasks.length} tasks · ${results.seeds} seeds · ${results.budget} learning rates per tuned baseline, half a decade apart (extended by two past an end holding the optimum, at most ${results.maxGridExtensions ?? 0} times) · ` +
       `backend ${escapeMarkdown(results.backend)} · ${escapeMarkdown(results.createdAt)}`,
     '',
     '## Headline',
