@@ -7,6 +7,8 @@ import { describeTasks } from './tasksCommand.js';
 import { metaTrainCommand } from './metaTrainCommand.js';
 import { benchCommand, evalCommand } from './benchCommand.js';
 import { DEFAULT_BENCH_OPTIMIZERS } from '../evaluate/runBench.js';
+import { writeModelCard } from '../evaluate/modelCard.js';
+import { shippedCheckpointDir } from '../lopt/io.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -112,6 +114,27 @@ program
   .addOption(backendOption)
   .action(async (checkpoint: string, o: { task: string; steps: number; seeds: number; budget: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> }) => {
     await evalCommand({ checkpoint, ...o });
+  });
+
+program
+  .command('card')
+  .description("ship a finished meta-training run: its theta as <out>/<name>.lopt and a model card <name>.md built from the run's files and a bench")
+  .requiredOption('--name <name>', 'shipped name, e.g. mulo-mnist')
+  .requiredOption('--run <runDir>', 'the finished meta-training run folder')
+  .option('--twin-name <name>', 'the SP twin\'s shipped name')
+  .option('--twin <runDir>', 'the SP twin\'s run folder')
+  .option('--bench <dir>', 'a lopt bench output folder whose results include lopt:<name>')
+  .option('--out <dir>', 'where to write (default: the package\'s checkpoints/ folder)')
+  .action(async (o: { name: string; run: string; twinName?: string; twin?: string; bench?: string; out?: string }) => {
+    if ((o.twin === undefined) !== (o.twinName === undefined)) throw new Error('card: --twin and --twin-name go together');
+    const { checkpoint } = await writeModelCard({
+      name: o.name,
+      runDir: o.run,
+      outDir: o.out ?? shippedCheckpointDir(),
+      ...(o.twin && o.twinName ? { twin: { name: o.twinName, runDir: o.twin } } : {}),
+      ...(o.bench ? { benchDir: o.bench } : {}),
+    });
+    console.log(`wrote ${checkpoint} and its card`);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -1,0 +1,96 @@
+// The model card is built from a finished run's files (and a bench's results), never by hand.
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/select.js';
+import { writeModelCard } from '../src/evaluate/modelCard.js';
+import type { BenchResults, OptimizerResult } from '../src/evaluate/results.js';
+import { loadLearnedOptimizer } from '../src/lopt/io.js';
+import { parseRecipe } from '../src/meta/recipe.js';
+import { metaTrain } from '../src/meta/trainer.js';
+import { runTruncationUnit } from '../src/meta/truncationUnit.js';
+
+let dir: string;
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', log: () => {} });
+  dir = await mkdtemp(join(tmpdir(), 'lopt-card-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const recipe = (name: string, outerSteps: number) =>
+  parseRecipe(
+    {
+      name,
+      learnedOptimizer: { arch: 'small_fc_lopt', config: {} },
+      estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 2, particlesPerUnit: 2, truncationLength: 3, episodeLength: { steps: 9 } }],
+      outerSteps,
+    },
+    name,
+  );
+
+const result = (optimizer: string, loss: number | null, kind: 'baseline' | 'learned' = 'baseline'): OptimizerResult => ({
+  optimizer,
+  kind,
+  tuned: kind === 'baseline',
+  grid: [],
+  selectedLr: null,
+  selectedAtGridEdge: false,
+  diverged: loss === null,
+  divergedAt: loss === null ? 3 : null,
+  finalTrainLoss: loss,
+  bestTrainLoss: loss,
+  testLoss: loss,
+  testAccuracy: null,
+  speedupOverAdam: null,
+  speedupIsLowerBound: false,
+  curve: [],
+  seconds: 1,
+});
+
+describe('model card', () => {
+  it('refuses an unfinished run', async () => {
+    const runDir = join(dir, 'unfinished');
+    await metaTrain({ recipe: recipe('card-test', 4), runDir, run: async (i) => runTruncationUnit(i), workers: 0, backend: 'wasm', stopAfter: 2 });
+    await expect(writeModelCard({ name: 'x', runDir, outDir: join(dir, 'out0') })).rejects.toThrow(/has not finished \(2 of 4 outer steps\)/);
+  });
+
+  it('ships the theta with provenance and writes the card from the run and the bench results', async () => {
+    const runDir = join(dir, 'run');
+    const twinDir = join(dir, 'twin');
+    const run = async (i: Parameters<typeof runTruncationUnit>[0]) => runTruncationUnit(i);
+    await metaTrain({ recipe: recipe('card-test', 6), runDir, run, workers: 0, backend: 'wasm' });
+    await metaTrain({ recipe: recipe('card-test-sp', 6), runDir: twinDir, run, workers: 0, backend: 'wasm' });
+    const benchDir = join(dir, 'bench');
+    const task = (name: string, axis: string, factor: number, mine: number, twin: number, adam: number) => ({
+      task: name, axis, factor, steps: 10, family: 'mlp', width: 32 * factor, depth: 1, batchSize: 128, parametrization: 'mup' as const,
+      results: [result('adam', adam), result('lamb', adam + 0.1), result('lopt:mulo-test', mine, 'learned'), result('lopt:mulo-test-sp', twin, 'learned')],
+      adamEnvelope: [],
+    });
+    const results: BenchResults = {
+      format: 'lopt-bench', version: 1, suite: 'generalization', createdAt: new Date().toISOString(), backend: 'wasm', seeds: 1, budget: 7, maxGridExtensions: 3,
+      optimizers: ['adam', 'lamb', 'lopt:mulo-test', 'lopt:mulo-test-sp'],
+      tasks: [task('mlp-a', 'width', 1, 0.5, 0.6, 0.7), task('mlp-b', 'width', 32, 0.9, 1.2, 0.8), task('mlp-c', 'horizon', 5, 0.3, 0.4, 0.35)],
+    };
+    await import('node:fs/promises').then((fs) => fs.mkdir(benchDir, { recursive: true }));
+    await writeFile(join(benchDir, 'results.json'), JSON.stringify(results));
+    const out = join(dir, 'checkpoints');
+    const { card, checkpoint } = await writeModelCard({ name: 'mulo-test', runDir, twin: { name: 'mulo-test-sp', runDir: twinDir }, benchDir, outDir: out });
+    expect(card).toContain('`meta-train/card-test.json`');
+    expect(card).toContain('| outer steps | 6 |');
+    expect(card).toMatch(/on \*\*2 of 3 tasks \(67%\)\*\*/);
+    expect(card).toMatch(/\| mlp-b \| width \| 32 \| 0\.9000 \| adam \| 0\.8000 \| no \|/);
+    expect(card).toContain('- mlp-b: mulo-test 0.9000, mulo-test-sp 1.200');
+    expect(existsSync(join(out, 'mulo-test-meta-loss.svg'))).toBe(true);
+    expect(await readFile(join(out, 'mulo-test-meta-loss.svg'), 'utf8')).toMatch(/^<svg/);
+    // The shipped checkpoint loads by path and carries no training state, only theta and its evaluation.
+    const lo = await loadLearnedOptimizer(checkpoint);
+    expect(lo.checkpoint.training).toBeUndefined();
+    expect((lo.checkpoint.eval as { bench: { lowerFinalLossThanEveryTunedBaseline: number } }).bench.lowerFinalLossThanEveryTunedBaseline).toBe(2);
+    expect(lo.checkpoint.provenance.outerStep).toBe(6);
+    lo.dispose();
+  });
+});
