@@ -181,6 +181,36 @@ describe('MetaTrainer', () => {
     expect((await listCheckpoints(runDir)).map((c) => c.step)).toContain(2);
   });
 
+  it('a step where one of two estimators fails commits neither: resuming continues exactly', async () => {
+    const two = recipe({
+      estimators: [0, 1].map(() => ({
+        type: 'truncated-pes',
+        family: { type: 'fixed', task: 'quadratic-d4-k10' },
+        particles: 2,
+        particlesPerUnit: 2,
+        truncationLength: 3,
+        episodeLength: { steps: 7 },
+      })),
+      outerSteps: 4,
+      // No periodic checkpoint: the failure's own checkpoint is the one the resume reads.
+      checkpoint: { everySteps: 100, everyMinutes: 60, keep: 3 },
+    });
+    const full = await train(join(dir, 'two-full'), two);
+    const runDir = join(dir, 'two-fail');
+    let calls = 0;
+    // Step 3's second estimator fails (calls 1–4 are steps 1–2, call 5 is step 3's first estimator).
+    const failing: UnitRunner = async (input) => {
+      calls += 1;
+      if (calls === 6) throw new Error('unit lost');
+      return runTruncationUnit(input);
+    };
+    const failed = await train(runDir, two, { run: failing });
+    expect(failed.result.status).toBe('failed');
+    expect(failed.result.step).toBe(2);
+    const resumed = await train(runDir, two, { resume: true });
+    expect(Buffer.from(resumed.result.theta.buffer).equals(Buffer.from(full.result.theta.buffer))).toBe(true);
+  });
+
   it('does not grow the tensor count over many outer steps', async () => {
     const r = recipe({ outerSteps: 30, checkpoint: { everySteps: 10, everyMinutes: 60, keep: 2 } });
     await train(join(dir, 'warm'), recipe({ outerSteps: 2 }));

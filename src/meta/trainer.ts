@@ -151,7 +151,16 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
         break;
       }
       const t0 = now();
-      const results = await Promise.all(estimators.map((e) => e.estimate(state.theta, state.step, options.run)));
+      // A step commits all estimators or none: if one fails after another advanced, roll back.
+      const before = estimators.map((e) => e.snapshot());
+      // allSettled: an estimator still running when another fails must finish before the rollback.
+      const settled = await Promise.allSettled(estimators.map((e) => e.estimate(state.theta, state.step, options.run)));
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        estimators.forEach((est, i) => est.restore(before[i]!));
+        throw failed.reason;
+      }
+      const results = settled.map((r) => (r as PromiseFulfilledResult<EstimateResult>).value);
       const grad = averageGradient(results, n);
       const metaLossRaw = results.reduce((s, r) => s + r.metaLoss, 0) / results.length;
       const metaLoss = Number.isFinite(metaLossRaw) ? metaLossRaw : NAN_META_LOSS;
