@@ -124,6 +124,8 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
     const [learned, ...adams] = rows;
     const best = adams.reduce((a, b) => (b.tailLoss < a.tailLoss || !Number.isFinite(a.tailLoss) ? b : a));
     const ratio = learned!.tailLoss / best.tailLoss;
+    const at = adams.indexOf(best);
+    if (at === 0 || at === adams.length - 1) console.log(`note: Adam's best learning rate is at the edge of the grid (${best.optimizer}); a wider grid might do better`);
     console.log(
       `learned / best Adam (${best.optimizer}) training loss over the last 10% of steps: ${Number.isFinite(ratio) ? ratio.toFixed(3) : 'n/a'} (< 1: the learned optimizer is ahead)`,
     );
