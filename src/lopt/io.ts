@@ -85,13 +85,12 @@ export async function loadLearnedOptimizer(pathOrName: string): Promise<LoadedLe
   };
 }
 
-/** Writes a learned optimizer's theta as a `.lopt` checkpoint (atomically). */
-export async function saveLearnedOptimizer(
-  path: string,
+/** The checkpoint of a learned optimizer's theta (in thetaShapes order) with its provenance. */
+export async function learnedOptimizerCheckpoint(
   lo: LearnedOptimizer,
   theta: Params,
   extra: { provenance?: Partial<Provenance>; eval?: Checkpoint['eval'] } = {},
-): Promise<void> {
+): Promise<Checkpoint> {
   const ordered: Params = {};
   for (const name of Object.keys(lo.thetaShapes)) {
     const t = theta[name];
@@ -99,7 +98,7 @@ export async function saveLearnedOptimizer(
     ordered[name] = t;
   }
   const commit = await gitCommit();
-  const ckpt: Checkpoint = {
+  return {
     format: 'lopt',
     version: 1,
     arch: lo.arch,
@@ -113,5 +112,14 @@ export async function saveLearnedOptimizer(
     },
     ...(extra.eval ? { eval: extra.eval } : {}),
   };
-  await saveCheckpoint(path, ckpt);
+}
+
+/** Writes a learned optimizer's theta as a `.lopt` checkpoint (atomically). */
+export async function saveLearnedOptimizer(
+  path: string,
+  lo: LearnedOptimizer,
+  theta: Params,
+  extra: { provenance?: Partial<Provenance>; eval?: Checkpoint['eval'] } = {},
+): Promise<void> {
+  await saveCheckpoint(path, await learnedOptimizerCheckpoint(lo, theta, extra));
 }

@@ -33,23 +33,18 @@ const common = {
   episodeLength: episodeLength.default({ min: 100, max: 1000 }),
 };
 
+const truncated = {
+  ...common,
+  truncationLength: int(1, 1_000_000).default(50),
+  /** Particles start at a uniform step in [0, initialOffset) of their first episode. */
+  initialOffset: int(0).default(0),
+  /** Every N outer steps each unit draws a new task from the family (0: never; the first draw is kept). */
+  resampleEvery: int(0).default(0),
+};
+
 const estimatorSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('truncated-pes'),
-    ...common,
-    truncationLength: int(1, 1_000_000).default(50),
-    /** Particles start at a uniform step in [0, initialOffset) of their first episode. */
-    initialOffset: int(0).default(0),
-    /** Every N outer steps each unit draws a new task from the family (0: never; the first draw is kept). */
-    resampleEvery: int(0).default(0),
-  }),
-  z.strictObject({
-    type: z.literal('truncated-es'),
-    ...common,
-    truncationLength: int(1, 1_000_000).default(50),
-    initialOffset: int(0).default(0),
-    resampleEvery: int(0).default(0),
-  }),
+  z.strictObject({ type: z.literal('truncated-pes'), ...truncated }),
+  z.strictObject({ type: z.literal('truncated-es'), ...truncated }),
   z.strictObject({
     type: z.literal('full-es'),
     ...common,

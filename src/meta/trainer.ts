@@ -3,7 +3,8 @@
 // whoever listens (the dashboard, the plain log, tests). Knows nothing of the terminal.
 import { writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { saveCheckpoint, gitCommit } from '../checkpoint/index.js';
+import { saveCheckpoint } from '../checkpoint/index.js';
+import { learnedOptimizerCheckpoint } from '../lopt/io.js';
 import type { Checkpoint, JsonValue, TensorTable } from '../checkpoint/format.js';
 import { createLearnedOptimizer } from '../lopt/registry.js';
 import type { LearnedOptimizer } from '../lopt/types.js';
@@ -233,27 +234,8 @@ async function toCheckpoint(
   withTraining: boolean,
 ): Promise<Checkpoint> {
   const theta = unflattenTheta(lo, state.theta);
-  const thetaTable: TensorTable = {
-    names: Object.keys(lo.thetaShapes),
-    shapes: Object.values(lo.thetaShapes).map((s) => s.slice()),
-    data: Object.keys(lo.thetaShapes).map((name) => Float32Array.from(theta[name]!.dataSync() as Float32Array)),
-  };
+  const ckpt = await learnedOptimizerCheckpoint(lo, theta, { provenance: { recipe: recipe.name ?? 'recipe', outerStep: state.step, backend } });
   tf.dispose(Object.values(theta));
-  const commit = await gitCommit();
-  const ckpt: Checkpoint = {
-    format: 'lopt',
-    version: 1,
-    arch: lo.arch,
-    config: { ...lo.config },
-    theta: thetaTable,
-    provenance: {
-      recipe: recipe.name ?? 'recipe',
-      outerStep: state.step,
-      createdAt: new Date().toISOString(),
-      backend,
-      ...(commit ? { gitCommit: commit } : {}),
-    },
-  };
   if (!withTraining) return ckpt;
   const arrays: Record<string, Float32Array> = {};
   const numbers: number[] = [];

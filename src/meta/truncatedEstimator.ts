@@ -12,7 +12,6 @@ import {
   type EstimateResult,
   type EstimatorSnapshot,
   type GradientEstimator,
-  type UnitRunner,
 } from './estimator.js';
 import { initialParticles, restartedParticles, type EpisodeLength, type ParticleState } from './particles.js';
 import type { TruncationUnitOutput, UnitState } from './truncationUnit.js';
