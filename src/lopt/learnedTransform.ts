@@ -13,7 +13,7 @@ import {
   type Decays,
   type FeatureKind,
 } from './features.js';
-import { firstLayer, mlpOutputs, type MlpWeights } from './perParamMlp.js';
+import { firstLayer, mlpOutputs, mlpOutputsNormalized, type FirstLayer, type MlpWeights } from './perParamMlp.js';
 import type { LearnedOptimizerOptions } from './types.js';
 
 /** What differs between architectures. */
@@ -106,11 +106,11 @@ export function learnedTransform(
         channels,
       );
       const names = Object.keys(grads);
-      const results = names.map((name) => {
-        const g = withP(grads[name]!);
-        const p = withP(params[name]!);
-        const f = tensorFeatures(rt.kind, g, p, state.acc[name]!, decays);
-        const { direction, magnitude } = mlpOutputs(f.raw, f.scale, weights, first);
+      const features = names.map((name) => tensorFeatures(rt.kind, withP(grads[name]!), withP(params[name]!), state.acc[name]!, decays));
+      const outputs = P > 1 && names.length > 1 ? sharedMlp(features, weights, first) : features.map((f) => mlpOutputs(f.raw, f.scale, weights, first));
+      const results = names.map((name, i) => {
+        const f = features[i]!;
+        const { direction, magnitude } = outputs[i]!;
         // step = d·exp(expMult·m)·stepMult; p ← p − step·mupScale.
         const coef = -rt.stepMult * scaleOf(name, params[name]!);
         const u = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, rt.expMult))), coef);
@@ -157,6 +157,29 @@ export function learnedTransform(
       return { updates, state: { count, acc } };
     },
   };
+}
+
+/**
+ * One MLP pass over every tensor of a population: the normalized features of all tensors side by
+ * side [P, C, ΣN], then split back. Rows are independent in the MLP, so a tensor with NaN features
+ * affects only its own rows.
+ */
+function sharedMlp(
+  features: { raw: tf.Tensor3D; scale: tf.Tensor2D }[],
+  weights: MlpWeights,
+  first: FirstLayer,
+): { direction: tf.Tensor2D; magnitude: tf.Tensor2D }[] {
+  const x = tf.concat(features.map((f) => tf.mul(f.raw, tf.expandDims(f.scale, 2))), 2) as tf.Tensor3D;
+  const { direction, magnitude } = mlpOutputsNormalized(x, weights, first);
+  const P = x.shape[0];
+  let offset = 0;
+  return features.map((f) => {
+    const n = f.raw.shape[2];
+    const part = (t: tf.Tensor2D) => tf.slice(t, [0, offset], [P, n]) as tf.Tensor2D;
+    const out = { direction: part(direction), magnitude: part(magnitude) };
+    offset += n;
+    return out;
+  });
 }
 
 function isSyncBackend(): boolean {
