@@ -41,7 +41,10 @@ export interface OuterStepEvent {
   seconds: number;
   /** Inner steps per second over this step, population included (innerSteps / seconds). */
   innerStepsPerSecond: number;
-  /** Inner steps per second of each worker over this step (one entry with workers = 0 or 1). */
+  /**
+   * Inner steps per second per worker over this step (one entry with workers = 0 or 1): the step's
+   * throughput shared evenly, as the units of an estimator are equal and the pool balances them.
+   */
   innerStepsPerSecondPerWorker: number[];
   /** Estimated seconds left, from the mean outer-step time so far; null until one step is done. */
   etaSeconds: number | null;
