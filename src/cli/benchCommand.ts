@@ -1,5 +1,5 @@
 // `lopt bench` and `lopt eval`: the fair comparison of src/evaluate, run in the worker pool, with
-// one progress line per run and the report at the end.
+// live progress (or one line per run off a terminal) and the report at the end.
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -10,7 +10,8 @@ import type { BenchRunOutput } from '../evaluate/benchRun.js';
 import { formatLr } from '../evaluate/report/format.js';
 import { writeReport } from '../evaluate/report/writeReport.js';
 import type { BenchResults } from '../evaluate/results.js';
-import { runBench, type BenchEvent } from '../evaluate/runBench.js';
+import { runBench } from '../evaluate/runBench.js';
+import { benchProgress } from './bench/progressReporter.js';
 import { createUnitPool } from '../parallel/unitPool.js';
 import { UNITS_MODULE } from '../units.js';
 import { loadSuite, parseSuite, shippedSuitePath, type Suite } from '../../tasks/suites.js';
@@ -33,12 +34,6 @@ function suiteFrom(nameOrPath: string): Suite {
   throw new Error(`bench: no suite file '${nameOrPath}' (give a path, or a shipped suite: smoke, generalization)`);
 }
 
-function progressLine(e: BenchEvent): string | null {
-  if (e.type === 'bench-start') return `bench: ${e.runs} runs${e.done > 0 ? ` (${e.done} already done in this folder, kept)` : ''}`;
-  if (e.type === 'run-start') return `  start  ${e.optimizer} on ${e.task}`;
-  return `  [${e.done}/${e.runs}] ${e.optimizer} on ${e.task}: ${e.seconds.toFixed(1)} s, ${e.summary}`;
-}
-
 async function withPool<T>(workers: number, backend: string, fn: (run: (input: unknown) => Promise<BenchRunOutput>) => Promise<T>): Promise<T> {
   const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: backend as BackendName, onWarning: (m) => console.error(`lopt: ${m}`) });
   try {
@@ -54,22 +49,26 @@ export async function benchCommand(o: BenchCommandOptions): Promise<BenchResults
   const outDir = o.out ?? join('bench-results', suite.name);
   const workers = o.workers ?? Math.min(availableParallelism(), 2);
   console.log(`lopt bench: suite ${suite.name} (${suite.tasks.length} tasks), ${o.optimizers.join(', ')}; budget ${o.budget} learning rates, ${o.seeds} seed(s), ${workers} worker(s), backend ${backend}; results in ${outDir}`);
-  const results = await withPool(workers, backend, (run) =>
-    runBench({
-      suite,
-      optimizers: o.optimizers,
-      budget: o.budget,
-      seeds: o.seeds,
-      ...(o.steps !== undefined ? { steps: o.steps } : {}),
-      outDir,
-      backend,
-      run: run as (input: import('../evaluate/benchRun.js').BenchRunInput) => Promise<BenchRunOutput>,
-      onEvent: (e) => {
-        const line = progressLine(e);
-        if (line) console.log(line);
-      },
-    }),
-  );
+  const progress = benchProgress({ stdout: process.stdout, env: process.env, write: (line) => console.log(line) });
+  let results: BenchResults;
+  try {
+    results = await withPool(workers, backend, (run) =>
+      runBench({
+        suite,
+        optimizers: o.optimizers,
+        budget: o.budget,
+        seeds: o.seeds,
+        ...(o.steps !== undefined ? { steps: o.steps } : {}),
+        outDir,
+        backend,
+        parallelism: workers,
+        run: run as (input: import('../evaluate/benchRun.js').BenchRunInput) => Promise<BenchRunOutput>,
+        onEvent: progress.listener,
+      }),
+    );
+  } finally {
+    await progress.close();
+  }
   const report = await writeReport(results, outDir);
   console.log(`\n${report.markdown}`);
   console.log(`report: ${join(outDir, 'report.html')} · summary: ${join(outDir, 'summary.md')} · results: ${join(outDir, 'results.json')}`);
@@ -102,6 +101,7 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
       seeds: o.seeds,
       outDir,
       backend,
+      parallelism: o.workers ?? 2,
       run: run as (input: import('../evaluate/benchRun.js').BenchRunInput) => Promise<BenchRunOutput>,
     }),
   );

@@ -33,7 +33,25 @@ export interface BenchOptions {
   backend: string;
   evalBatches?: number;
   run: (input: BenchRunInput) => Promise<BenchRunOutput>;
+  /** Units handed to `run` at once (the pool's workers; default: all), so a run is reported started when it really starts. */
+  parallelism?: number;
   onEvent?: (e: BenchEvent) => void;
+}
+
+/** At most `limit` calls of `fn` in flight; the others wait their turn in order. */
+function limited<A, R>(limit: number, fn: (a: A) => Promise<R>): (a: A) => Promise<R> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (a: A) => {
+    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    active += 1;
+    try {
+      return await fn(a);
+    } finally {
+      active -= 1;
+      waiting.shift()?.();
+    }
+  };
 }
 
 export type BenchEvent =
@@ -151,13 +169,17 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   let done = stored.filter((x) => x !== null).length;
   emit({ type: 'bench-start', runs, done });
 
+  const runLimited = limited(Math.max(1, o.parallelism ?? Number.POSITIVE_INFINITY), async ({ input, index }: { input: BenchRunInput; index: number }) => {
+    emit({ type: 'run-start', task: input.task, optimizer: label(input.optimizer), index });
+    return o.run(input);
+  });
+
   /** One stored-or-run unit. */
   const unit = async (input: BenchRunInput, path: string, cachedOutput: BenchRunOutput | null, index: number): Promise<BenchRunOutput> => {
     if (cachedOutput !== null) return cachedOutput;
     const cached = await readStored(path, input);
     if (cached !== null) return cached;
-    emit({ type: 'run-start', task: input.task, optimizer: label(input.optimizer), index });
-    const out = await o.run(input);
+    const out = await runLimited({ input, index });
     await writeAtomic(path, encode(toStored(input, out)));
     done += 1;
     emit({ type: 'run-done', task: input.task, optimizer: label(input.optimizer), index, seconds: out.seconds, cached: false, done, runs, summary: lastLossText(out) });

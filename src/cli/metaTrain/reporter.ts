@@ -31,11 +31,15 @@ function isCi(env: NodeJS.ProcessEnv): boolean {
   return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false';
 }
 
-/** The dashboard on an interactive terminal (stdout is a TTY, not CI, TERM not 'dumb'); else the plain log on stdout. */
+/** Whether a person is watching a terminal: stdout is a TTY, CI is not set, TERM is not 'dumb'. */
+export function isInteractiveTerminal(stdout: { isTTY?: boolean }, env: NodeJS.ProcessEnv): boolean {
+  return stdout.isTTY === true && !isCi(env) && env.TERM !== 'dumb';
+}
+
+/** The dashboard on an interactive terminal (see isInteractiveTerminal); else the plain log on stdout. */
 export function chooseReporter(options: ChooseReporterOptions): Reporter {
   const { stdout, stdin, env } = options;
-  const interactive = stdout.isTTY === true && !isCi(env) && env.TERM !== 'dumb';
-  if (interactive) {
+  if (isInteractiveTerminal(stdout, env)) {
     const dashboard = startDashboard({
       stdout,
       stdin,
