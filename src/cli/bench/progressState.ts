@@ -1,7 +1,7 @@
 // What the live view of `lopt bench` knows, folded from runBench's events. A pure reducer (the clock
 // is passed in) plus a tiny store, in the manner of the meta-train dashboard: runBench pushes events
 // from outside React, and the folding can be tested without rendering anything.
-
+import { createEventStore, type EventStore } from '../eventStore.js';
 import type { BenchEvent } from '../../evaluate/runBench.js';
 
 /** How many finished runs the view lists; older ones are only counted. */
@@ -107,30 +107,9 @@ export function reduceBenchProgress(state: BenchProgressState, event: BenchEvent
   }
 }
 
-/** A minimal external store in the shape React's useSyncExternalStore expects. */
-export interface BenchProgressStore {
-  dispatch(event: BenchEvent): void;
-  getState(): BenchProgressState;
-  subscribe(onChange: () => void): () => void;
-}
+export type BenchProgressStore = EventStore<BenchProgressState, BenchEvent>;
 
 /** `clock` gives the time in milliseconds (Date.now by default; tests pass their own). */
 export function createBenchProgressStore(clock: () => number = Date.now, initial: BenchProgressState = initialBenchProgressState): BenchProgressStore {
-  let state = initial;
-  const subscribers = new Set<() => void>();
-  return {
-    dispatch(event) {
-      const next = reduceBenchProgress(state, event, clock());
-      if (next === state) return;
-      state = next;
-      for (const notify of subscribers) notify();
-    },
-    getState: () => state,
-    subscribe(onChange) {
-      subscribers.add(onChange);
-      return () => {
-        subscribers.delete(onChange);
-      };
-    },
-  };
+  return createEventStore((state: BenchProgressState, event: BenchEvent) => reduceBenchProgress(state, event, clock()), initial);
 }

@@ -1,7 +1,7 @@
 // What the dashboard knows about the run, folded from the trainer's events. A plain reducer plus a
 // tiny store (rather than React state inside the component) so that the trainer can push events
 // from outside React, and so that the folding can be tested without rendering anything.
-
+import { createEventStore, type EventStore } from '../eventStore.js';
 import type { CheckpointEvent, MetaTrainEvent, OuterStepEvent, RunEndEvent, RunStartEvent } from '../../meta/events.js';
 
 /** How many meta-loss values the chart keeps; the chart itself may show fewer on a narrow terminal. */
@@ -68,27 +68,8 @@ export function reduceDashboard(state: DashboardState, event: MetaTrainEvent): D
   }
 }
 
-/** A minimal external store in the shape React's useSyncExternalStore expects. */
-export interface DashboardStore {
-  dispatch(event: MetaTrainEvent): void;
-  getState(): DashboardState;
-  subscribe(onChange: () => void): () => void;
-}
+export type DashboardStore = EventStore<DashboardState, MetaTrainEvent>;
 
 export function createDashboardStore(initial: DashboardState = initialDashboardState): DashboardStore {
-  let state = initial;
-  const subscribers = new Set<() => void>();
-  return {
-    dispatch(event) {
-      const next = reduceDashboard(state, event);
-      if (next === state) return;
-      state = next;
-      for (const notify of subscribers) notify();
-    },
-    getState: () => state,
-    subscribe(onChange) {
-      subscribers.add(onChange);
-      return () => subscribers.delete(onChange);
-    },
-  };
+  return createEventStore(reduceDashboard, initial);
 }
