@@ -2,7 +2,25 @@
 // persistent worker state that a checkpoint can hold. Work goes out as truncation units.
 import type { JsonValue } from '../checkpoint/format.js';
 import { Rng } from '../random/rng.js';
+import type { TaskFamily } from '../../tasks/families.js';
+import type { EpisodeLength } from './particles.js';
 import type { TruncationUnitInput, TruncationUnitOutput } from './truncationUnit.js';
+
+/** What every particle-based estimator is built from. */
+export interface EstimatorOptions {
+  family: TaskFamily;
+  lopt: { arch: string; config: Record<string, number | string | boolean> };
+  /** This estimator's stream root (from the recipe seed and the estimator's index). */
+  root: string;
+  /** Antithetic pairs per outer step (K). */
+  particles: number;
+  /** Particles per unit: the unit of vectorization and of worker parallelism. */
+  particlesPerUnit: number;
+  sigma: number;
+  /** Lengths of the inner episodes. */
+  lengths: EpisodeLength;
+  thetaSize: number;
+}
 
 /** Runs a unit somewhere (this thread or a worker) and returns its result. */
 export type UnitRunner = (input: TruncationUnitInput) => Promise<TruncationUnitOutput>;

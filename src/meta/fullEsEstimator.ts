@@ -2,29 +2,20 @@
 // (no state carried between outer steps) and scores each member by the mean loss over the
 // episode, the last loss, or the last parameters' loss recomputed on fresh batches.
 import { Rng } from '../random/rng.js';
-import type { TaskFamily } from '../../tasks/families.js';
 import type { Split } from '../../tasks/types.js';
 import { esGradient } from './esGradient.js';
-import { finiteMean, perturbedThetas, sampleNoise, type EstimateResult, type GradientEstimator } from './estimator.js';
-import { drawEpisode, type EpisodeLength } from './particles.js';
+import { finiteMean, perturbedThetas, sampleNoise, type EstimateResult, type EstimatorOptions, type GradientEstimator } from './estimator.js';
+import { drawEpisode } from './particles.js';
 
 export type FullEsMetaLoss = 'mean' | 'last' | 'last-fresh';
 
-export interface FullEsEstimatorOptions {
-  family: TaskFamily;
-  lopt: { arch: string; config: Record<string, number | string | boolean> };
-  root: string;
-  particles: number;
-  particlesPerUnit: number;
-  sigma: number;
-  lengths: EpisodeLength;
+export interface FullEsEstimatorOptions extends EstimatorOptions {
   metaLoss: FullEsMetaLoss;
   /** 'last-fresh': batches of `freshSplit` the final loss is averaged over. */
   freshBatches: number;
   freshSplit: Split;
   /** Sign-ES: Δ_i replaced by sign(Δ_i)·signScale. */
   signScale?: number;
-  thetaSize: number;
 }
 
 export function fullEsEstimator(o: FullEsEstimatorOptions): GradientEstimator {

@@ -3,30 +3,22 @@
 // episode ends. Particles are grouped into fixed units (the unit of vectorization and of worker
 // parallelism); a unit's task is drawn once from the family.
 import { Rng } from '../random/rng.js';
-import type { TaskFamily } from '../../tasks/families.js';
 import { esGradient, meanLoss, pesGradient, truncationDelta, type ParticleLosses } from './esGradient.js';
 import {
   finiteMean,
   perturbedThetas,
   sampleNoise,
   type EstimateResult,
+  type EstimatorOptions,
   type EstimatorSnapshot,
   type GradientEstimator,
 } from './estimator.js';
-import { initialParticles, restartedParticles, type EpisodeLength, type ParticleState } from './particles.js';
+import { initialParticles, restartedParticles, type ParticleState } from './particles.js';
 import type { TruncationUnitOutput, UnitState } from './truncationUnit.js';
 
-export interface TruncatedEstimatorOptions {
+export interface TruncatedEstimatorOptions extends EstimatorOptions {
   kind: 'truncated-pes' | 'truncated-es';
-  family: TaskFamily;
-  lopt: { arch: string; config: Record<string, number | string | boolean> };
-  /** This estimator's stream root (from the recipe seed and the estimator's index). */
-  root: string;
-  particles: number;
-  particlesPerUnit: number;
-  sigma: number;
   truncationLength: number;
-  lengths: EpisodeLength;
   /** Particles start their first episode at a uniform step in [0, initialOffset). */
   initialOffset: number;
   /**
@@ -34,7 +26,6 @@ export interface TruncatedEstimatorOptions {
    * over (desynchronized again); 0: a unit keeps the task drawn at the start.
    */
   resampleEvery: number;
-  thetaSize: number;
 }
 
 export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstimator {
