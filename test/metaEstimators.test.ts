@@ -222,6 +222,46 @@ describe('truncated PES', () => {
   });
 });
 
+describe('truncated ES', () => {
+  it('restarts both members from the positive trajectory each truncation and matches the closed form', async () => {
+    const sigma = 0.01;
+    const T = 5;
+    const root = 'tes';
+    const K = 2;
+    const est = truncatedEstimator({
+      kind: 'truncated-es',
+      family: fixedFamily(TASK),
+      lopt,
+      root,
+      particles: K,
+      particlesPerUnit: K,
+      sigma,
+      truncationLength: T,
+      lengths: { kind: 'fixed', steps: 1000 },
+      initialOffset: 0,
+      resampleEvery: 0,
+      thetaSize: 1,
+    });
+    const { e0, c } = instance();
+    const errors = Array.from({ length: K }, (_, i) => initialW(root, i, 0) - c);
+    for (let j = 0; j < 3; j++) {
+      const got = (await est.estimate(THETA, j, run)).grad[0]!;
+      const noise = sampleNoise(root, j, K, 1);
+      let expected = 0;
+      errors.forEach((e, i) => {
+        const lr = (sign: number) => Math.exp(THETA[0]! + sign * sigma * noise[i]!);
+        const pos = segmentLosses(e, e0, [lr(1)], [T])[0]!;
+        const neg = segmentLosses(e, e0, [lr(-1)], [T])[0]!;
+        expected += ((mean(pos) - mean(neg)) * noise[i]!) / (2 * sigma);
+        errors[i] = e * Math.pow(1 - lr(1), T); // the particle continues from its positive member
+      });
+      expected /= K;
+      expect(Math.abs(expected)).toBeGreaterThan(1e-4);
+      expect(Math.abs(got - expected) / Math.abs(expected)).toBeLessThan(2e-3);
+    }
+  });
+});
+
 describe('estimator arithmetic', () => {
   it('PES: a before the reset with the accumulator, b after with the fresh noise', () => {
     const noise = new Float32Array([1, 2, 3, 4]); // K = 2 particles, n = 2
