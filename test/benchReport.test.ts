@@ -10,7 +10,7 @@ import type { BenchResults, CurvePoint, OptimizerResult, TaskResult } from '../s
 import { formatLr, formatLoss } from '../src/evaluate/report/format.js';
 import { headlineRows } from '../src/evaluate/report/headline.js';
 import { escapeHtml, reportHtml } from '../src/evaluate/report/html.js';
-import { curveSpec, reportPlots } from '../src/evaluate/report/plots.js';
+import { axisTasks, curveSpec, reportPlots } from '../src/evaluate/report/plots.js';
 import { renderPlots, renderSvg } from '../src/evaluate/report/renderSvg.js';
 import { summaryMarkdown } from '../src/evaluate/report/summaryTable.js';
 import { writeReport } from '../src/evaluate/report/writeReport.js';
@@ -275,6 +275,16 @@ describe('bench report: plots', () => {
       expect(p.caption.length).toBeGreaterThan(0);
     }
     expect(plots[2]?.caption).toContain('nesterov (diverged @ step 120)');
+  });
+
+  it("counts the suite's baseline entry (factor 1) as every axis's ×1 point", () => {
+    const withBaseline = benchResults();
+    withBaseline.tasks[0] = { ...withBaseline.tasks[0]!, axis: 'baseline', factor: 1 };
+    expect(axisTasks(withBaseline, 'width').map((t) => t.factor)).toEqual([1, 4, 16]);
+    expect(axisTasks(withBaseline, 'horizon').map((t) => t.factor)[0]).toBe(1);
+    // A baseline entry at another factor is not anyone's ×1.
+    withBaseline.tasks[0] = { ...withBaseline.tasks[0]!, factor: 2 };
+    expect(axisTasks(withBaseline, 'width').map((t) => t.factor)).toEqual([4, 16]);
   });
 
   it('uses a log loss axis only when every loss is positive', () => {

@@ -146,8 +146,11 @@ export function speedupSpec(results: BenchResults, optimizers: string[]): TopLev
 }
 
 /** The tasks of one axis that have a factor, in factor order. */
+/** The tasks along one axis, by factor; the suite's 'baseline' entries (factor 1) are every axis's ×1 point. */
 export function axisTasks(results: BenchResults, axis: string): TaskResult[] {
-  return results.tasks.filter((t) => t.axis === axis && isFiniteNumber(t.factor)).sort((a, b) => (a.factor as number) - (b.factor as number));
+  return results.tasks
+    .filter((t) => (t.axis === axis || (t.axis === 'baseline' && t.factor === 1)) && isFiniteNumber(t.factor))
+    .sort((a, b) => (a.factor as number) - (b.factor as number));
 }
 
 /**
