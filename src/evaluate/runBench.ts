@@ -177,12 +177,12 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   /** One stored-or-run unit. */
   const unit = async (input: BenchRunInput, path: string, cachedOutput: BenchRunOutput | null, index: number): Promise<BenchRunOutput> => {
     if (cachedOutput !== null) return cachedOutput;
+    // A grid extension stored by an earlier, interrupted bench: counted, not run again.
     const cached = await readStored(path, input);
-    if (cached !== null) return cached;
-    const out = await runLimited({ input, index });
-    await writeAtomic(path, encode(toStored(input, out)));
+    const out = cached ?? (await runLimited({ input, index }));
+    if (cached === null) await writeAtomic(path, encode(toStored(input, out)));
     done += 1;
-    emit({ type: 'run-done', task: input.task, optimizer: label(input.optimizer), index, seconds: out.seconds, cached: false, done, runs, summary: lastLossText(out) });
+    emit({ type: 'run-done', task: input.task, optimizer: label(input.optimizer), index, seconds: out.seconds, cached: cached !== null, done, runs, summary: lastLossText(out) });
     return out;
   };
 
