@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend, parseBackendName } from '../src/backend/select.js';
 import { WASM_FALLBACK_KERNELS } from '../src/backend/wasmFallbacks.js';
+import { uniformValues } from './helpers/values.js';
 
 const ALLOWED = ['auto', 'tensorflow', 'wasm', 'cpu'];
 
@@ -16,16 +17,7 @@ function installed(pkg: string): boolean {
 }
 const nativeInstalled = installed('@tensorflow/tfjs-node') || installed('@tensorflow/tfjs-node-gpu');
 
-/** Deterministic values in [-1, 1), so cpu and wasm see identical inputs. */
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
+const values = uniformValues;
 const rand = (shape: number[], seed: number): tf.Tensor =>
   tf.tensor(values(shape.reduce((p, d) => p * d, 1), seed), shape);
 

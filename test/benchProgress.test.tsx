@@ -6,7 +6,6 @@ vi.hoisted(() => {
   process.env['CI'] = 'false';
 });
 
-import { EventEmitter } from 'node:events';
 import { cleanup, render } from 'ink-testing-library';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BenchEvent } from '../src/evaluate/runBench.js';
@@ -20,6 +19,7 @@ import {
   type BenchProgressState,
 } from '../src/cli/bench/progressState.js';
 import { BenchProgressView, REDRAW_MS } from '../src/cli/bench/progressView.js';
+import { fakeTerminal } from './helpers/fakeTerminal.js';
 
 /** Lets React commit the updates an event caused. */
 const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
@@ -153,16 +153,7 @@ describe('bench progress view', () => {
   });
 
   it('benchProgress draws the view on a terminal and ends on close', async () => {
-    const stdout = Object.assign(new EventEmitter(), {
-      isTTY: true,
-      columns: 100,
-      rows: 40,
-      written: [] as string[],
-      write(chunk: string) {
-        this.written.push(chunk);
-        return true;
-      },
-    });
+    const stdout = fakeTerminal();
     const write = vi.fn();
     const progress = benchProgress({ stdout: stdout as unknown as NodeJS.WriteStream, env: {}, write, patchConsole: false });
     expect(progress.kind).toBe('live');

@@ -6,7 +6,7 @@ import { initBackend } from '../src/backend/select.js';
 import { esGradient, pesGradient } from '../src/meta/esGradient.js';
 import { sampleNoise, type UnitRunner } from '../src/meta/estimator.js';
 import { fullEsEstimator } from '../src/meta/fullEsEstimator.js';
-import { drawEpisode } from '../src/meta/particles.js';
+import { episodeSeeds } from '../src/meta/particles.js';
 import { truncatedEstimator } from '../src/meta/truncatedEstimator.js';
 import { runTruncationUnit } from '../src/meta/truncationUnit.js';
 import { familyFromSpec, fixedFamily } from '../tasks/families.js';
@@ -31,7 +31,7 @@ function instance() {
 /** w0 of a particle's episode, as the task initializes it. */
 function initialW(root: string, particle: number, episode: number): number {
   const { task } = instance();
-  const seed = drawEpisode(root, particle, episode, { kind: 'fixed', steps: 1 }).initSeed;
+  const seed = episodeSeeds(root, particle, episode).initSeed;
   const w = task.init([seed]).w!;
   const v = w.dataSync()[0]!;
   w.dispose();

@@ -14,6 +14,7 @@ import { MetaTrainDashboard, startDashboard } from '../src/cli/metaTrain/dashboa
 import { createDashboardStore, reduceDashboard, initialDashboardState, META_LOSS_HISTORY } from '../src/cli/metaTrain/dashboardState.js';
 import { renderMetaLossChart } from '../src/cli/metaTrain/metaLossChart.js';
 import { checkpoint, outerStep, runEnd, runStart } from './helpers/metaTrainEvents.js';
+import { fakeTerminal } from './helpers/fakeTerminal.js';
 
 /** Lets ink read stdin and React commit the updates it caused. */
 const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
@@ -120,16 +121,7 @@ describe('meta-train dashboard', () => {
   });
 
   it('startDashboard runs with a non-TTY stdin (no key input) and ends itself at run-end', async () => {
-    const stdout = Object.assign(new EventEmitter(), {
-      isTTY: true,
-      columns: 100,
-      rows: 40,
-      written: [] as string[],
-      write(chunk: string) {
-        this.written.push(chunk);
-        return true;
-      },
-    });
+    const stdout = fakeTerminal();
     const stdin = new PassThrough(); // isTTY undefined: raw mode is not supported
     const onStop = vi.fn();
     const dashboard = startDashboard({

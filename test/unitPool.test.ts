@@ -5,21 +5,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createUnitPool, toRunnableFile, type UnitPool } from '../src/parallel/unitPool.js';
 import type { MatmulInput, MatmulOutput } from './helpers/poolUnits.js';
+import { uniformValues } from './helpers/values.js';
 
 const UNITS = new URL('./helpers/poolUnits.ts', import.meta.url).href;
 const tmp = mkdtempSync(join(tmpdir(), 'lopt-unitpool-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
+const values = uniformValues;
 
 function matmulInput(seed: number, size = 48, reps = 3): MatmulInput {
   return { a: values(size * size, seed), b: values(size * size, seed + 1), m: size, k: size, n: size, seed, reps };

@@ -6,7 +6,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import asciichart from 'asciichart';
 import { initBackend, type BackendName } from '../backend/select.js';
-import type { BenchRunOutput } from '../evaluate/benchRun.js';
+import type { BenchRunInput, BenchRunOutput } from '../evaluate/benchRun.js';
 import { formatLr } from '../evaluate/report/format.js';
 import { writeReport } from '../evaluate/report/writeReport.js';
 import type { BenchResults } from '../evaluate/results.js';
@@ -34,7 +34,7 @@ function suiteFrom(nameOrPath: string): Suite {
   throw new Error(`bench: no suite file '${nameOrPath}' (give a path, or a shipped suite: smoke, generalization)`);
 }
 
-async function withPool<T>(workers: number, backend: string, fn: (run: (input: unknown) => Promise<BenchRunOutput>) => Promise<T>): Promise<T> {
+async function withPool<T>(workers: number, backend: string, fn: (run: (input: BenchRunInput) => Promise<BenchRunOutput>) => Promise<T>): Promise<T> {
   const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: backend as BackendName, onWarning: (m) => console.error(`lopt: ${m}`) });
   try {
     return await fn((input) => pool.run<BenchRunOutput>('bench-run', input));
@@ -62,7 +62,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<BenchResults
         outDir,
         backend,
         parallelism: workers,
-        run: run as (input: import('../evaluate/benchRun.js').BenchRunInput) => Promise<BenchRunOutput>,
+        run,
         onEvent: progress.listener,
       }),
     );
@@ -102,7 +102,7 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
       outDir,
       backend,
       parallelism: o.workers ?? 2,
-      run: run as (input: import('../evaluate/benchRun.js').BenchRunInput) => Promise<BenchRunOutput>,
+      run,
     }),
   );
   const t = results.tasks[0]!;

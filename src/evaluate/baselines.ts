@@ -2,10 +2,9 @@
 // grid around its usual value, the same warmup + cosine schedule, the same seeds — after "A Large
 // Batch Optimizer Reality Check". All grid points of one optimizer run as one population.
 import { OPTIMIZERS, type OptimizerName } from '../optim/registry.js';
-import type { Optimizer } from '../optim/optimizer.js';
 import { warmupCosine } from '../optim/schedules.js';
 import { chain } from '../optim/transform.js';
-import { Optimizer as OptimizerClass } from '../optim/optimizer.js';
+import { Optimizer } from '../optim/optimizer.js';
 import { scaleByMember } from '../optim/transforms/scaleByMember.js';
 
 /** Center of each baseline's grid: its usual learning rate. */
@@ -73,5 +72,5 @@ export function baselineForGrid(
     default:
       base = (OPTIMIZERS[name] as (o: object) => Optimizer)(common);
   }
-  return new OptimizerClass(`${name}[lr grid]`, { lrs: [...lrs] }, chain(base.transform, scaleByMember(factors)), () => ({ lrs: [...lrs] }));
+  return new Optimizer(`${name}[lr grid]`, { lrs: [...lrs] }, chain(base.transform, scaleByMember(factors)), () => ({ lrs: [...lrs] }));
 }

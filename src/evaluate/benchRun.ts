@@ -57,20 +57,22 @@ async function optimizerFor(spec: BenchOptimizerSpec, task: Task, steps: number,
   };
 }
 
-/** Mean over `n` batches of `split` of a per-member metric. */
-function evaluate(task: Task, params: Params, split: Split, seeds: number[], n: number, metric: (p: Params, b: Batch) => tf.Tensor1D): Float32Array {
+/** Means over `n` batches of `split` of per-member metrics, all from the same batches. */
+function evaluate(task: Task, params: Params, split: Split, seeds: number[], n: number, metrics: ((p: Params, b: Batch) => tf.Tensor1D)[]): Float32Array[] {
   const stream = task.batches(split, seeds);
-  let sum = tf.zeros([seeds.length]);
+  let sums = metrics.map(() => tf.zeros([seeds.length]));
   for (let i = 0; i < n; i++) {
     const batch = stream.next();
-    const next = tf.tidy(() => tf.add(sum, metric(params, batch)));
-    tf.dispose([sum, ...Object.values(batch)]);
-    sum = next;
+    const next = metrics.map((metric, k) => tf.tidy(() => tf.add(sums[k]!, metric(params, batch))));
+    tf.dispose([...sums, ...Object.values(batch)]);
+    sums = next;
   }
-  const mean = tf.div(sum, n);
-  const out = Float32Array.from(mean.dataSync() as Float32Array);
-  tf.dispose([sum, mean]);
-  return out;
+  return sums.map((sum) => {
+    const mean = tf.div(sum, n);
+    const out = Float32Array.from(mean.dataSync() as Float32Array);
+    tf.dispose([sum, mean]);
+    return out;
+  });
 }
 
 export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput> {
@@ -106,10 +108,10 @@ export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput
     const losses = Float32Array.from(stacked.dataSync() as Float32Array);
     stacked.dispose();
     const lossOf = (p: Params, b: Batch) => task.loss(p, b);
-    const innerValid = evaluate(task, params, 'inner-valid', memberSeeds, input.evalBatches, lossOf);
-    const testLoss = evaluate(task, params, 'test', memberSeeds, input.evalBatches, lossOf);
-    const testAccuracy = task.accuracy ? evaluate(task, params, 'test', memberSeeds, input.evalBatches, (p, b) => task.accuracy!(p, b)) : null;
-    return { losses, innerValid, testLoss, testAccuracy, seconds: (performance.now() - t0) / 1000 };
+    const [innerValid] = evaluate(task, params, 'inner-valid', memberSeeds, input.evalBatches, [lossOf]);
+    const accuracy = task.accuracy?.bind(task);
+    const [testLoss, testAccuracy = null] = evaluate(task, params, 'test', memberSeeds, input.evalBatches, accuracy ? [lossOf, accuracy] : [lossOf]);
+    return { losses, innerValid: innerValid!, testLoss: testLoss!, testAccuracy, seconds: (performance.now() - t0) / 1000 };
   } finally {
     tf.dispose([...rows, ones, ...Object.values(params)]);
     disposeState(state.inner);

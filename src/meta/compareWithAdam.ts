@@ -25,15 +25,13 @@ function train(taskName: string, opt: Optimizer, steps: number, seed: number): O
   let state = opt.init(params);
   const stream = task.batches('train', [seed]);
   const losses: number[] = [];
-  const grad = tf.valueAndGrads((...ws: tf.Tensor[]) => {
-    const p: Params = {};
-    names.forEach((n, i) => (p[n] = ws[i]!));
-    return tf.sum(task.loss(p, batch!)) as tf.Scalar;
-  });
-  let batch: Record<string, tf.Tensor> | undefined;
   for (let t = 0; t < steps; t++) {
-    batch = stream.next();
-    const { value, grads } = grad(names.map((n) => params[n]!));
+    const batch = stream.next();
+    const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
+      const p: Params = {};
+      names.forEach((n, i) => (p[n] = ws[i]!));
+      return tf.sum(task.loss(p, batch)) as tf.Scalar;
+    })(names.map((n) => params[n]!));
     losses.push(value.dataSync()[0]!);
     const g: Params = {};
     names.forEach((n, i) => (g[n] = grads[i]!));

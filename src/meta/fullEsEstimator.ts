@@ -5,7 +5,7 @@ import { Rng } from '../random/rng.js';
 import type { Split } from '../../tasks/types.js';
 import { esGradient } from './esGradient.js';
 import { finiteMean, perturbedThetas, sampleNoise, type EstimateResult, type EstimatorOptions, type GradientEstimator } from './estimator.js';
-import { drawEpisode } from './particles.js';
+import { episodeLength } from './particles.js';
 
 export type FullEsMetaLoss = 'mean' | 'last' | 'last-fresh';
 
@@ -29,7 +29,7 @@ export function fullEsEstimator(o: FullEsEstimatorOptions): GradientEstimator {
       if (theta.length !== o.thetaSize) throw new Error(`full-es: theta has ${theta.length} values, expected ${o.thetaSize}`);
       const noise = sampleNoise(o.root, outerStep, K, o.thetaSize);
       // One episode length per outer step, shared by every particle so each unit runs it whole.
-      const steps = drawEpisode(o.root, 0, outerStep, o.lengths).length;
+      const steps = episodeLength(o.root, 0, outerStep, o.lengths);
       const outputs = await Promise.all(
         Array.from({ length: unitCount }, (_, u) => {
           const from = u * o.particlesPerUnit;

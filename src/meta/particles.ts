@@ -17,9 +17,8 @@ export interface ParticleState {
   length: number;
 }
 
-/** What a particle uses for one episode. */
-export interface EpisodeDraw {
-  length: number;
+/** The seeds a particle uses for one episode. */
+export interface EpisodeSeeds {
   /** Seed of the inner parameters' initialization. */
   initSeed: number;
   /** Base seed of the episode's training batches. */
@@ -31,11 +30,16 @@ function particleRng(root: string, particle: number): Rng {
   return new Rng(root).fork(`particle-${particle}`);
 }
 
-export function drawEpisode(root: string, particle: number, episode: number, lengths: EpisodeLength): EpisodeDraw {
-  const rng = particleRng(root, particle).fork(`episode-${episode}`);
-  const length =
-    lengths.kind === 'fixed' ? lengths.steps : Math.max(1, Math.round(rng.fork('length').logUniform(lengths.min, lengths.max)));
-  return { length, initSeed: rng.fork('init').seedInt(), dataSeed: rng.fork('data').seedInt() };
+const episodeRng = (root: string, particle: number, episode: number) => particleRng(root, particle).fork(`episode-${episode}`);
+
+export function episodeSeeds(root: string, particle: number, episode: number): EpisodeSeeds {
+  const rng = episodeRng(root, particle, episode);
+  return { initSeed: rng.fork('init').seedInt(), dataSeed: rng.fork('data').seedInt() };
+}
+
+export function episodeLength(root: string, particle: number, episode: number, lengths: EpisodeLength): number {
+  if (lengths.kind === 'fixed') return lengths.steps;
+  return Math.max(1, Math.round(episodeRng(root, particle, episode).fork('length').logUniform(lengths.min, lengths.max)));
 }
 
 /**
@@ -45,7 +49,7 @@ export function drawEpisode(root: string, particle: number, episode: number, len
  */
 export function initialParticles(root: string, count: number, lengths: EpisodeLength, initialOffset: number): ParticleState[] {
   return Array.from({ length: count }, (_, i) => {
-    const { length } = drawEpisode(root, i, 0, lengths);
+    const length = episodeLength(root, i, 0, lengths);
     const offset = initialOffset > 0 ? particleRng(root, i).fork('offset').int(initialOffset) : 0;
     return { episode: 0, step: Math.min(offset, length - 1), length };
   });
@@ -58,7 +62,7 @@ export function initialParticles(root: string, count: number, lengths: EpisodeLe
 export function restartedParticles(root: string, current: readonly ParticleState[], lengths: EpisodeLength, initialOffset: number): ParticleState[] {
   return current.map((p, i) => {
     const episode = p.episode + 1;
-    const { length } = drawEpisode(root, i, episode, lengths);
+    const length = episodeLength(root, i, episode, lengths);
     const offset = initialOffset > 0 ? particleRng(root, i).fork(`offset-${episode}`).int(initialOffset) : 0;
     return { episode, step: Math.min(offset, length - 1), length };
   });
@@ -66,6 +70,6 @@ export function restartedParticles(root: string, current: readonly ParticleState
 
 /** Seed of the batches a particle reads in a truncation that starts at `step` of `episode`. */
 export function truncationDataSeed(root: string, particle: number, state: ParticleState): number {
-  const { dataSeed } = drawEpisode(root, particle, state.episode, { kind: 'fixed', steps: 1 });
+  const { dataSeed } = episodeSeeds(root, particle, state.episode);
   return new Rng(String(dataSeed)).fork(`step-${state.step}`).seedInt();
 }

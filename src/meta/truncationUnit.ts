@@ -11,7 +11,7 @@ import type { Params } from '../tree/params.js';
 import { disposeState, replaceLeaves, stateLeaves, type StateLeaf, type StateTree } from '../tree/stateTree.js';
 import { taskFromName } from '../../tasks/registry.js';
 import type { Batch, BatchStream, Split, Task } from '../../tasks/types.js';
-import { drawEpisode, truncationDataSeed, type EpisodeLength, type ParticleState } from './particles.js';
+import { episodeLength, episodeSeeds, truncationDataSeed, type EpisodeLength, type ParticleState } from './particles.js';
 import { thetaSize, unflattenThetas } from './thetaVector.js';
 
 /** The inner runs' parameters and optimizer state, as arrays (every tensor [P, ...]). */
@@ -100,7 +100,7 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
   const names = Object.keys(task.shapes);
   const states = input.particleStates.map((s) => ({ ...s }));
   const memberSeeds = (seedOf: (j: number) => number) => input.particles.flatMap((_, j) => [seedOf(j), seedOf(j)]);
-  const initSeedOf = (j: number) => drawEpisode(input.root, input.particles[j]!, states[j]!.episode, { kind: 'fixed', steps: 1 }).initSeed;
+  const initSeedOf = (j: number) => episodeSeeds(input.root, input.particles[j]!, states[j]!.episode).initSeed;
 
   const theta = unflattenThetas(lo, input.thetas, P);
   const opt = lo.optimizer(theta, { population: P, memberSteps: true, mupScale: { ...task.mupScale } });
@@ -141,7 +141,7 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
         if (s.step < s.length) return;
         s.episode += 1;
         s.step = 0;
-        s.length = drawEpisode(input.root, input.particles[j]!, s.episode, input.lengths).length;
+        s.length = episodeLength(input.root, input.particles[j]!, s.episode, input.lengths);
         take[2 * j] = take[2 * j + 1] = true;
         if (resetStep[j] === -1) resetStep[j] = t;
         const seed = truncationDataSeed(input.root, input.particles[j]!, s);
