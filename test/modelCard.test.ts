@@ -65,32 +65,54 @@ describe('model card', () => {
     await metaTrain({ recipe: recipe('card-test', 6), runDir, run, workers: 0, backend: 'wasm' });
     await metaTrain({ recipe: recipe('card-test-sp', 6), runDir: twinDir, run, workers: 0, backend: 'wasm' });
     const benchDir = join(dir, 'bench');
-    const task = (name: string, axis: string, factor: number, mine: number, twin: number, adam: number) => ({
-      task: name, axis, factor, steps: 10, family: 'mlp', width: 32 * factor, depth: 1, batchSize: 128, parametrization: 'mup' as const,
+    const task = (name: string, axis: string, factor: number, mine: number, twin: number, adam: number, parametrization: 'mup' | 'sp' = 'mup') => ({
+      task: name, axis, factor, steps: 10, family: 'mlp', width: 32 * factor, depth: 1, batchSize: 128, parametrization,
       results: [result('adam', adam), result('lamb', adam + 0.1), result('lopt:mulo-test', mine, 'learned'), result('lopt:mulo-test-sp', twin, 'learned')],
       adamEnvelope: [],
     });
     const results: BenchResults = {
       format: 'lopt-bench', version: 1, suite: 'generalization', createdAt: new Date().toISOString(), backend: 'wasm', seeds: 1, budget: 7, maxGridExtensions: 3,
       optimizers: ['adam', 'lamb', 'lopt:mulo-test', 'lopt:mulo-test-sp'],
-      tasks: [task('mlp-a', 'width', 1, 0.5, 0.6, 0.7), task('mlp-b', 'width', 32, 0.9, 1.2, 0.8), task('mlp-c', 'horizon', 5, 0.3, 0.4, 0.35)],
+      tasks: [
+        task('mlp-a', 'baseline', 1, 0.5, 0.6, 0.7),
+        task('mlp-a-sp', 'baseline', 1, 0.65, 0.55, 0.6, 'sp'),
+        task('mlp-b', 'width', 32, 0.9, 1.2, 0.8),
+        task('mlp-b-sp', 'width', 32, 1.1, 0.85, 0.7, 'sp'),
+        task('mlp-c', 'horizon', 5, 0.3, 0.32, 0.35),
+      ],
     };
     await import('node:fs/promises').then((fs) => fs.mkdir(benchDir, { recursive: true }));
     await writeFile(join(benchDir, 'results.json'), JSON.stringify(results));
     const out = join(dir, 'checkpoints');
-    const { card, checkpoint } = await writeModelCard({ name: 'mulo-test', runDir, twin: { name: 'mulo-test-sp', runDir: twinDir }, benchDir, outDir: out });
+    const written = await writeModelCard({ name: 'mulo-test', runDir, twin: { name: 'mulo-test-sp', runDir: twinDir }, benchDir, outDir: out });
+    const { card, checkpoint } = written;
     expect(card).toContain('`meta-train/card-test.json`');
     expect(card).toContain('| outer steps | 6 |');
-    expect(card).toMatch(/on \*\*2 of 3 tasks \(67%\)\*\*/);
-    expect(card).toMatch(/\| mlp-b \| width \| 32 \| 0\.9000 \| adam \| 0\.8000 \| no \|/);
-    expect(card).toContain('- mlp-b: mulo-test 0.9000, mulo-test-sp 1.200');
+    // Wins: mlp-a (0.5 < 0.7, 0.8) and mlp-c (0.3 < 0.35, 0.45); not mlp-a-sp (0.65 > 0.6), mlp-b nor mlp-b-sp.
+    expect(card).toMatch(/on 2 of 5 tasks \(40%\)\.\*\* The target was 60%: not met/);
+    expect(card).toMatch(/\| mlp-b \| width \| 32 \| 10 \| 0\.9000 \| adam \| 0\.8000 \| 1\.13× \| no \|/);
+    // Per axis: the baseline axis has 2 tasks, 1 win; geometric mean of 0.5/0.7 and 0.65/0.6.
+    expect(card).toContain(`| baseline | 2 | 1 | ${Math.sqrt((0.5 / 0.7) * (0.65 / 0.6)).toFixed(2)}× | 0 |`);
+    // Twin comparison: each on its own parametrization. ×1: 0.5 vs 0.55 (lower); ×32: 0.9 vs 0.85 (not).
+    expect(card).toContain('| 32 | 1 | 0.5000 | 0.5500 | yes | 0.6500 | 0.6000 |');
+    expect(card).toContain('| 1024 | 32 | 0.9000 | 0.8500 | no | 1.100 | 1.200 |');
+    expect(card).toContain('At the widest width (×32) mulo-test is **not lower**');
+    expect(card).toContain('npx lopt bench --suite generalization --optimizers adam,lamb,lopt:mulo-test,lopt:mulo-test-sp --budget 7 --seeds 1 --out runs/bench-generalization');
     expect(existsSync(join(out, 'mulo-test-meta-loss.svg'))).toBe(true);
     expect(await readFile(join(out, 'mulo-test-meta-loss.svg'), 'utf8')).toMatch(/^<svg/);
+    // The twin ships beside it with its own card and evaluation.
+    expect(written.twin?.checkpoint).toBe(join(out, 'mulo-test-sp.lopt'));
+    expect(written.twin?.card).toContain('The SP twin of [mulo-test](mulo-test.md)');
+    expect(written.twin?.card).toMatch(/on 3 of 5 tasks \(60%\)\.\*\* The target was 60%: met/);
     // The shipped checkpoint loads by path and carries no training state, only theta and its evaluation.
     const lo = await loadLearnedOptimizer(checkpoint);
     expect(lo.checkpoint.training).toBeUndefined();
     expect((lo.checkpoint.eval as { bench: { lowerFinalLossThanEveryTunedBaseline: number } }).bench.lowerFinalLossThanEveryTunedBaseline).toBe(2);
     expect(lo.checkpoint.provenance.outerStep).toBe(6);
     lo.dispose();
+    // A bench without this optimizer is refused before anything is written.
+    await writeFile(join(benchDir, 'results.json'), JSON.stringify({ ...results, optimizers: ['adam', 'lamb'] }));
+    await expect(writeModelCard({ name: 'mulo-test', runDir, benchDir, outDir: join(dir, 'out2') })).rejects.toThrow(/has no results for lopt:mulo-test \(it has adam, lamb\)/);
+    expect(existsSync(join(dir, 'out2', 'mulo-test.lopt'))).toBe(false);
   });
 });

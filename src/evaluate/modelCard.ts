@@ -8,7 +8,8 @@ import type { Checkpoint, JsonValue } from '../checkpoint/format.js';
 import { runPaths } from '../meta/runDir.js';
 import { renderSvg } from './report/renderSvg.js';
 import { formatLoss } from './report/format.js';
-import type { BenchResults, OptimizerResult, TaskResult } from './results.js';
+import { axisSummaries, evaluationRows, resultFor, twinRows } from './cardEvaluation.js';
+import type { BenchResults } from './results.js';
 
 export interface CardRun {
   /** Shipped name, e.g. 'mulo-mnist' (checkpoints/<name>.lopt). */
@@ -28,8 +29,12 @@ export interface ModelCardOptions extends CardRun {
 interface MetricsLine {
   step: number;
   metaLoss: number;
+  metaGradNorm: number;
   seconds: number;
 }
+
+/** Outer steps whose meta-loss and meta-gradient norm the checkpoint records, so a re-run from the recipe can be checked against them. */
+export const RECORDED_FIRST_STEPS = 3;
 
 async function readMetrics(runDir: string): Promise<MetricsLine[]> {
   const text = await readFile(runPaths(runDir).metrics, 'utf8');
@@ -58,35 +63,18 @@ function hours(seconds: number): string {
   return h > 0 ? `${h} h ${m} min` : `${m} min`;
 }
 
-function resultFor(task: TaskResult, optimizer: string): OptimizerResult | undefined {
-  return task.results.find((r) => r.optimizer === optimizer);
-}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 
-/** Final-loss comparison of one learned optimizer against every tuned baseline, per task. */
-function evaluationRows(results: BenchResults, learned: string) {
-  return results.tasks
-    .map((t) => {
-      const mine = resultFor(t, learned);
-      if (!mine) return null;
-      const tuned = t.results.filter((r) => r.kind === 'baseline' && r.tuned);
-      const finite = tuned.filter((r) => r.finalTrainLoss !== null);
-      const best = finite.reduce<OptimizerResult | null>((b, r) => (b === null || r.finalTrainLoss! < b.finalTrainLoss! ? r : b), null);
-      const wins = mine.finalTrainLoss !== null && tuned.every((r) => r.finalTrainLoss === null || mine.finalTrainLoss! < r.finalTrainLoss);
-      return { task: t, mine, best, wins };
-    })
-    .filter((r): r is NonNullable<typeof r> => r !== null);
-}
+type RunSummary = Awaited<ReturnType<typeof runSummary>>;
 
-export async function writeModelCard(o: ModelCardOptions): Promise<{ card: string; checkpoint: string }> {
-  const main = await runSummary(o);
-  const twin = o.twin ? await runSummary(o.twin) : null;
-  await mkdir(o.outDir, { recursive: true });
-
-  // The meta-loss curve(s), from metrics.jsonl.
-  const values = [main, ...(twin ? [twin] : [])].flatMap((s) => s.metrics.map((m) => ({ step: m.step, metaLoss: m.metaLoss, run: s.run.name })));
-  const svg = await renderSvg({
+function metaLossPlot(name: string, runs: RunSummary[]) {
+  const values = runs.flatMap((s) => s.metrics.map((m) => ({ step: m.step, metaLoss: m.metaLoss, run: s.run.name })));
+  return renderSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: `Meta-loss during meta-training (${o.name}${twin ? ` and ${twin.run.name}` : ''})`,
+    title: `Meta-loss during meta-training (${runs.map((r) => r.run.name).join(' and ')})`,
     width: 560,
     height: 260,
     data: { values },
@@ -95,44 +83,133 @@ export async function writeModelCard(o: ModelCardOptions): Promise<{ card: strin
       { mark: { type: 'line', opacity: 0.25 }, encoding: { x: { field: 'step', type: 'quantitative', title: 'outer step' }, y: { field: 'metaLoss', type: 'quantitative', title: 'meta-loss (normalized training loss)', scale: { zero: false } }, color: { field: 'run', type: 'nominal' } } },
       { mark: { type: 'line', strokeWidth: 2 }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'smoothed', type: 'quantitative' }, color: { field: 'run', type: 'nominal' } } },
     ],
-  });
-  const plotFile = `${o.name}-meta-loss.svg`;
-  await writeFile(join(o.outDir, plotFile), svg);
+  }).then((svg) => ({ file: `${name}-meta-loss.svg`, svg }));
+}
 
-  let results: BenchResults | null = null;
-  if (o.benchDir) results = JSON.parse(await readFile(join(o.benchDir, 'results.json'), 'utf8')) as BenchResults;
+const pct = (n: number, of: number) => `${((100 * n) / Math.max(of, 1)).toFixed(0)}%`;
+const ratioText = (r: number | null) => (r === null ? '—' : `${r.toFixed(2)}×`);
+
+/** The commands that reproduce a card: meta-training, the bench, and the card itself. */
+function reproduceLines(o: ModelCardOptions, main: RunSummary, twin: RunSummary | null, results: BenchResults | null): string[] {
+  const runOf = (s: RunSummary) => `runs/${s.recipe.name}`;
+  const benchOut = results ? `runs/bench-${results.suite}` : null;
+  const card = [
+    `npx lopt card --name ${o.name} --run ${runOf(main)}`,
+    ...(twin ? [` --twin-name ${twin.run.name} --twin ${runOf(twin)}`] : []),
+    ...(benchOut ? [` --bench ${benchOut}`] : []),
+  ].join('');
+  return [
+    '```sh',
+    `npx lopt meta-train --recipe meta-train/${main.recipe.name}.json --workers 1 --out ${runOf(main)}`,
+    ...(twin ? [`npx lopt meta-train --recipe meta-train/${twin.recipe.name}.json --workers 1 --out ${runOf(twin)}`] : []),
+    ...(results ? [`npx lopt bench --suite ${results.suite} --optimizers ${results.optimizers.join(',')} --budget ${results.budget} --seeds ${results.seeds} --out ${benchOut}`] : []),
+    card,
+    '```',
+  ];
+}
+
+function evaluationLines(o: ModelCardOptions, results: BenchResults, twin: RunSummary | null): string[] {
   const learned = `lopt:${o.name}`;
-  const rows = results ? evaluationRows(results, learned) : [];
+  const rows = evaluationRows(results, learned);
   const wins = rows.filter((r) => r.wins).length;
+  const lines = [
+    `\`lopt bench\` on the \`${results.suite}\` suite (${results.backend}, ${results.seeds} seed${results.seeds > 1 ? 's' : ''}): every tuned baseline (${results.optimizers.filter((n) => !n.startsWith('lopt:')).join(', ')}) gets ${results.budget} learning rates half a decade apart, extended past an edge up to ${results.maxGridExtensions} times, the same schedule and seeds, selected on inner-valid loss; the learned optimizer gets one trial.`,
+    '',
+    `**Lower final training loss than every tuned baseline on ${wins} of ${rows.length} tasks (${pct(wins, rows.length)}).** The target was 60%: ${wins / Math.max(rows.length, 1) >= 0.6 ? 'met' : 'not met'}.`,
+    '',
+    '| axis | tasks | lower than every tuned baseline | final loss / best tuned (geometric mean) | diverged |',
+    '| :--- | ---: | ---: | ---: | ---: |',
+    ...axisSummaries(rows).map((a) => `| ${a.axis} | ${a.tasks} | ${a.wins} | ${ratioText(a.geoMeanRatio)} | ${a.diverged} |`),
+    '',
+    '| task | axis | ×factor | steps | this optimizer | best tuned baseline | its loss | ratio | lower? |',
+    '| :--- | :--- | ---: | ---: | ---: | :--- | ---: | ---: | :---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.task.task} | ${r.task.axis ?? ''} | ${r.task.factor ?? ''} | ${r.task.steps} | ${r.mine.diverged ? `diverged @ ${r.mine.divergedAt}` : formatLoss(r.mine.finalTrainLoss)} | ${r.best?.optimizer ?? '—'} | ${formatLoss(r.best?.finalTrainLoss ?? null)} | ${ratioText(r.ratio)} | ${r.wins ? 'yes' : 'no'} |`,
+    ),
+    '',
+    'Final training loss: the smoothed training loss at the last step. The full report (curves, test loss and accuracy, speedups over Adam) is written by the bench command below.',
+  ];
+  if (twin) {
+    const tr = twinRows(results, learned, `lopt:${twin.run.name}`);
+    if (tr.length > 0) {
+      const widest = tr.at(-1)!;
+      lines.push(
+        '',
+        `### μP against its SP twin (${twin.run.name})`,
+        '',
+        `Each learned optimizer on the tasks of its own parametrization (the μP optimizer on the μP MLP, the SP twin on the SP MLP), one trial each, final training loss. At the widest width (×${widest.factor}) ${o.name} is ${widest.wins ? '**lower**' : '**not lower**'}.`,
+        '',
+        `| width | ×factor | ${o.name} on μP | ${twin.run.name} on SP | lower? | ${o.name} on SP | ${twin.run.name} on μP |`,
+        '| ---: | ---: | ---: | ---: | :---: | ---: | ---: |',
+        ...tr.map((r) => `| ${r.width ?? ''} | ${r.factor} | ${formatLoss(r.mupOnMup)} | ${formatLoss(r.spOnSp)} | ${r.wins ? 'yes' : 'no'} | ${formatLoss(r.mupOnSp)} | ${formatLoss(r.spOnMup)} |`),
+      );
+    }
+  }
+  return lines;
+}
+
+export interface ModelCard {
+  card: string;
+  checkpoint: string;
+}
+
+export async function writeModelCard(o: ModelCardOptions): Promise<ModelCard & { twin?: ModelCard }> {
+  const main = await runSummary(o);
+  const twin = o.twin ? await runSummary(o.twin) : null;
+  const results: BenchResults | null = o.benchDir ? (JSON.parse(await readFile(join(o.benchDir, 'results.json'), 'utf8')) as BenchResults) : null;
+  if (results && !results.optimizers.includes(`lopt:${o.name}`)) {
+    throw new Error(`card: ${o.benchDir}/results.json has no results for lopt:${o.name} (it has ${results.optimizers.join(', ')})`);
+  }
+  await mkdir(o.outDir, { recursive: true });
+  const own = await writeOne(o.name, main, results, o, twin, null);
+  if (!twin || !o.twin) return own;
+  // The twin ships beside it, with its own card (without a comparison of its own).
+  const twinCard = await writeOne(o.twin.name, twin, results?.optimizers.includes(`lopt:${o.twin.name}`) ? results : null, { ...o.twin, outDir: o.outDir, ...(o.benchDir ? { benchDir: o.benchDir } : {}) }, null, o.name);
+  return { ...own, twin: twinCard };
+}
+
+async function writeOne(name: string, s: RunSummary, results: BenchResults | null, o: ModelCardOptions, twin: RunSummary | null, twinOf: string | null): Promise<ModelCard> {
+  const plot = await metaLossPlot(name, [s, ...(twin ? [twin] : [])]);
+  await writeFile(join(o.outDir, plot.file), plot.svg);
 
   // The shipped checkpoint: the run's theta, with its provenance and the headline of its evaluation.
-  const ckpt: Checkpoint = { ...main.theta };
+  const learned = `lopt:${name}`;
+  const rows = results ? evaluationRows(results, learned) : [];
+  const ckpt: Checkpoint = { ...s.theta };
   const evalSection: { [key: string]: JsonValue } = {
-    metaTraining: { recipe: main.recipe.name, outerSteps: main.recipe.outerSteps, wallSeconds: Math.round(main.seconds) },
+    metaTraining: {
+      recipe: s.recipe.name,
+      outerSteps: s.recipe.outerSteps,
+      wallSeconds: Math.round(s.seconds),
+      firstSteps: s.metrics.slice(0, RECORDED_FIRST_STEPS).map((m) => ({ step: m.step, metaLoss: m.metaLoss, metaGradNorm: m.metaGradNorm })),
+    },
   };
   if (results) {
     evalSection['bench'] = {
       suite: results.suite,
       tasks: rows.length,
-      lowerFinalLossThanEveryTunedBaseline: wins,
-      perTask: rows.map((r) => ({ task: r.task.task, axis: r.task.axis, factor: r.task.factor, finalTrainLoss: r.mine.finalTrainLoss, bestTunedBaseline: r.best?.optimizer ?? null, bestTunedLoss: r.best?.finalTrainLoss ?? null })),
+      lowerFinalLossThanEveryTunedBaseline: rows.filter((r) => r.wins).length,
+      perTask: rows.map((r) => ({ task: r.task.task, axis: r.task.axis, factor: r.task.factor, steps: r.task.steps, finalTrainLoss: r.mine.finalTrainLoss, bestTunedBaseline: r.best?.optimizer ?? null, bestTunedLoss: r.best?.finalTrainLoss ?? null })),
     };
   }
   ckpt.eval = evalSection;
   delete ckpt.training;
-  const checkpoint = join(o.outDir, `${o.name}.lopt`);
+  const checkpoint = join(o.outDir, `${name}.lopt`);
   await saveCheckpoint(checkpoint, ckpt);
 
-  const p = main.theta.provenance;
-  const last50 = mean(main.metrics.slice(-50).map((m) => m.metaLoss));
-  const first50 = mean(main.metrics.slice(0, 50).map((m) => m.metaLoss));
+  const p = s.theta.provenance;
+  const first50 = mean(s.metrics.slice(0, 50).map((m) => m.metaLoss));
+  const last50 = mean(s.metrics.slice(-50).map((m) => m.metaLoss));
   const lines: string[] = [
-    `# ${o.name}`,
+    `# ${name}`,
     '',
-    `A ${main.recipe.learnedOptimizer.arch} learned optimizer (config ${JSON.stringify(main.recipe.learnedOptimizer.config)}), meta-trained by lopt from \`meta-train/${main.recipe.name}.json\`.`,
+    `A ${s.recipe.learnedOptimizer.arch} learned optimizer (config ${JSON.stringify(s.recipe.learnedOptimizer.config)}), meta-trained by lopt from \`meta-train/${s.recipe.name}.json\`.`,
+    ...(twinOf ? ['', `The SP twin of [${twinOf}](${twinOf}.md), meta-trained with the same recipe on standard-parametrization tasks, shipped for the μP comparison in that card.`] : []),
     '',
     '```ts',
-    `const lo = await loadLearnedOptimizer('${o.name}');`,
+    `import { loadLearnedOptimizer } from 'lopt';`,
+    `const lo = await loadLearnedOptimizer('${name}');`,
     `model.compile({ optimizer: lo.asTfjsOptimizer(), loss: 'categoricalCrossentropy' });`,
     '```',
     '',
@@ -140,46 +217,31 @@ export async function writeModelCard(o: ModelCardOptions): Promise<{ card: strin
     '',
     `| | |`,
     `| :--- | :--- |`,
-    `| recipe | \`meta-train/${main.recipe.name}.json\` |`,
-    `| command | \`npx lopt meta-train --recipe meta-train/${main.recipe.name}.json --workers 1\` |`,
+    `| recipe | \`meta-train/${s.recipe.name}.json\` |`,
     `| commit | ${p.gitCommit ?? 'unknown'} |`,
     `| backend | ${p.backend ?? 'unknown'} |`,
-    `| outer steps | ${main.recipe.outerSteps} |`,
-    `| wall time (sum of outer steps) | ${hours(main.seconds)} |`,
+    `| outer steps | ${s.recipe.outerSteps} |`,
+    `| wall time (sum of outer-step times) | ${hours(s.seconds)} |`,
+    `| outer step time, median / min | ${median(s.metrics.map((m) => m.seconds)).toFixed(1)} s / ${Math.min(...s.metrics.map((m) => m.seconds)).toFixed(1)} s |`,
     `| meta-loss, mean of the first / last 50 outer steps | ${formatLoss(first50)} / ${formatLoss(last50)} |`,
     ...(twin ? [`| SP twin | \`meta-train/${twin.recipe.name}.json\`, ${hours(twin.seconds)}, meta-loss ${formatLoss(mean(twin.metrics.slice(0, 50).map((m) => m.metaLoss)))} → ${formatLoss(mean(twin.metrics.slice(-50).map((m) => m.metaLoss)))} |`] : []),
     '',
-    `![meta-loss](${plotFile})`,
+    `![meta-loss](${plot.file})`,
     '',
     '## Evaluation',
     '',
+    ...(results ? evaluationLines({ ...o, name }, results, twin) : ['Not evaluated yet: run `lopt bench --suite generalization` with this checkpoint and rebuild the card with `--bench`.']),
+    '',
+    '## Reproduce',
+    '',
+    'Same seed, same backend, same numbers (the meta-training run also resumes exactly from its checkpoints):',
+    '',
+    ...(twinOf ? ['See the commands in ' + `[${twinOf}](${twinOf}.md).`] : reproduceLines({ ...o, name }, s, twin, results)),
+    '',
+    `Checkpoint: \`${name}.lopt\` (theta, architecture, config, provenance and this evaluation's headline in its \`eval\` section).`,
+    '',
   ];
-  if (!results) {
-    lines.push('Not evaluated yet: run `lopt bench --suite generalization` with this checkpoint and rebuild the card with `--bench`.');
-  } else {
-    lines.push(
-      `\`npx lopt bench --suite ${results.suite} --optimizers ${results.optimizers.join(',')} --seeds ${results.seeds}\` (${results.backend}; every baseline tuned over ${results.budget} learning rates, the learned optimizer one trial).`,
-      '',
-      `Lower final training loss than every tuned baseline on **${wins} of ${rows.length} tasks (${((100 * wins) / Math.max(rows.length, 1)).toFixed(0)}%)**; the target is 60%.`,
-      '',
-      '| task | axis | ×factor | this optimizer | best tuned baseline | its loss | lower? |',
-      '| :--- | :--- | ---: | ---: | :--- | ---: | :---: |',
-      ...rows.map((r) => `| ${r.task.task} | ${r.task.axis ?? ''} | ${r.task.factor ?? ''} | ${r.mine.diverged ? `diverged @ ${r.mine.divergedAt}` : formatLoss(r.mine.finalTrainLoss)} | ${r.best?.optimizer ?? '—'} | ${formatLoss(r.best?.finalTrainLoss ?? null)} | ${r.wins ? 'yes' : 'no'} |`),
-    );
-    if (twin) {
-      const widest = Math.max(...results.tasks.filter((t) => t.axis === 'width').map((t) => t.factor ?? 0));
-      const twinName = `lopt:${twin.run.name}`;
-      const wide = results.tasks.filter((t) => t.axis === 'width' && t.factor === widest);
-      lines.push('', `Against its SP twin on the widest tasks (×${widest}):`, '');
-      for (const t of wide) {
-        const a = resultFor(t, learned);
-        const b = resultFor(t, twinName);
-        lines.push(`- ${t.task}: ${o.name} ${formatLoss(a?.finalTrainLoss ?? null)}, ${twin.run.name} ${formatLoss(b?.finalTrainLoss ?? null)}`);
-      }
-    }
-  }
-  lines.push('', `Checkpoint: \`${o.name}.lopt\` (theta, architecture, config, provenance and this evaluation's headline in its \`eval\` section).`, '');
   const card = lines.join('\n');
-  await writeFile(join(o.outDir, `${o.name}.md`), card);
+  await writeFile(join(o.outDir, `${name}.md`), card);
   return { card, checkpoint };
 }
