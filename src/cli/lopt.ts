@@ -4,6 +4,7 @@ import { initBackend, parseBackendName } from '../backend/select.js';
 import { OPTIMIZERS, isOptimizerName, type OptimizerName } from '../optim/registry.js';
 import { demoOptimizers } from './demo.js';
 import { describeTasks } from './tasksCommand.js';
+import { describeShippedCheckpoints } from './checkpointsCommand.js';
 import { metaTrainCommand } from './metaTrainCommand.js';
 import { benchCommand, evalCommand } from './benchCommand.js';
 import { DEFAULT_BENCH_OPTIMIZERS } from '../evaluate/runBench.js';
@@ -66,6 +67,13 @@ program
   .option('--suite <name|file>', 'smoke, generalization, or a suite JSON file')
   .action((o: { task?: string; suite?: string }) => {
     for (const line of describeTasks(o)) console.log(line);
+  });
+
+program
+  .command('checkpoints')
+  .description('list the shipped learned optimizers (load one with loadLearnedOptimizer(name) or use its name with bench and eval)')
+  .action(async () => {
+    for (const line of await describeShippedCheckpoints()) console.log(line);
   });
 
 program

@@ -27,13 +27,19 @@ export function shippedCheckpointDir(): string {
   return fileURLToPath(new URL(`${up}checkpoints/`, import.meta.url));
 }
 
+/** Names of the shipped checkpoints (`checkpoints/<name>.lopt`), sorted. */
+export function shippedCheckpointNames(): string[] {
+  const dir = shippedCheckpointDir();
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.lopt')).map((f) => f.slice(0, -5)).sort() : [];
+}
+
 function resolveCheckpointPath(pathOrName: string): string {
   if (existsSync(pathOrName)) return pathOrName;
   if (/^[A-Za-z0-9._-]+$/.test(pathOrName) && !pathOrName.endsWith('.lopt')) {
     const dir = shippedCheckpointDir();
     const candidate = `${dir}${pathOrName}.lopt`;
     if (existsSync(candidate)) return candidate;
-    const shipped = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.lopt')).map((f) => f.slice(0, -5)) : [];
+    const shipped = shippedCheckpointNames();
     throw new Error(
       `no checkpoint file '${pathOrName}' and no shipped checkpoint of that name in ${dir} ` +
         `(shipped: ${shipped.length > 0 ? shipped.join(', ') : 'none yet'})`,
