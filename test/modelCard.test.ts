@@ -58,6 +58,13 @@ describe('model card', () => {
     await expect(writeModelCard({ name: 'x', runDir, outDir: join(dir, 'out0') })).rejects.toThrow(/has not finished \(2 of 4 outer steps\)/);
   });
 
+  it('refuses a run whose recipe differs from the committed recipe of the same name', async () => {
+    const runDir = join(dir, 'not-quick');
+    await metaTrain({ recipe: recipe('quick', 2), runDir, run: async (i) => runTruncationUnit(i), workers: 0, backend: 'wasm' });
+    await expect(writeModelCard({ name: 'x', runDir, outDir: join(dir, 'out1') })).rejects.toThrow(/used a recipe named 'quick' that differs from meta-train\/quick\.json/);
+    expect(existsSync(join(dir, 'out1'))).toBe(false);
+  });
+
   it('ships the theta with provenance and writes the card from the run and the bench results', async () => {
     const runDir = join(dir, 'run');
     const twinDir = join(dir, 'twin');

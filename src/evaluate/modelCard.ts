@@ -5,6 +5,10 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/index.js';
 import type { Checkpoint, JsonValue } from '../checkpoint/format.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { familyFromSpec } from '../../tasks/families.js';
+import { loadRecipe, recipeHash, type Recipe } from '../meta/recipe.js';
 import { runPaths } from '../meta/runDir.js';
 import { renderSvg } from './report/renderSvg.js';
 import { formatLoss } from './report/format.js';
@@ -44,8 +48,34 @@ async function readMetrics(runDir: string): Promise<MetricsLine[]> {
     .map((l) => JSON.parse(l) as MetricsLine);
 }
 
+/** The package's meta-train/ folder (from src/ or dist/src/). */
+function committedRecipePath(name: string): string {
+  const up = import.meta.url.includes('/dist/') ? '../../../' : '../../';
+  return fileURLToPath(new URL(`${up}meta-train/${name}.json`, import.meta.url));
+}
+
+/** A card names `meta-train/<name>.json` as its recipe: when that file exists, the run must have used it. */
+async function checkCommittedRecipe(runDir: string, recipe: Recipe): Promise<void> {
+  const path = committedRecipePath(recipe.name ?? '');
+  if (!existsSync(path)) return;
+  const committed = (await loadRecipe(path)).recipe;
+  if (recipeHash(committed) !== recipeHash(recipe)) {
+    throw new Error(`card: the run in ${runDir} used a recipe named '${recipe.name}' that differs from meta-train/${recipe.name}.json; a card must name the recipe that produced it`);
+  }
+}
+
+/** What the optimizer saw during meta-training, one line per estimator. */
+function trainingDistribution(recipe: Recipe): string[] {
+  return recipe.estimators.map((e) => {
+    const episodes = 'steps' in e.episodeLength ? `${e.episodeLength.steps}` : `${e.episodeLength.min}–${e.episodeLength.max} (log-uniform)`;
+    const truncation = e.type === 'full-es' ? '' : `, truncations of ${e.truncationLength}`;
+    return `- ${e.type} on ${familyFromSpec(e.family).name}: ${e.particles} particles, episodes of ${episodes} steps${truncation}`;
+  });
+}
+
 async function runSummary(run: CardRun) {
-  const recipe = JSON.parse(await readFile(runPaths(run.runDir).recipe, 'utf8')) as { name: string; outerSteps: number; learnedOptimizer: { arch: string; config: Record<string, unknown> } };
+  const { recipe } = await loadRecipe(runPaths(run.runDir).recipe);
+  await checkCommittedRecipe(run.runDir, recipe);
   const metrics = await readMetrics(run.runDir);
   if (metrics.length === 0 || metrics.at(-1)!.step !== recipe.outerSteps) {
     throw new Error(`card: ${run.runDir} has not finished (${metrics.at(-1)?.step ?? 0} of ${recipe.outerSteps} outer steps); resume it first`);
@@ -179,7 +209,7 @@ async function writeOne(name: string, s: RunSummary, results: BenchResults | nul
   const ckpt: Checkpoint = { ...s.theta };
   const evalSection: { [key: string]: JsonValue } = {
     metaTraining: {
-      recipe: s.recipe.name,
+      recipe: s.recipe.name ?? null,
       outerSteps: s.recipe.outerSteps,
       wallSeconds: Math.round(s.seconds),
       firstSteps: s.metrics.slice(0, RECORDED_FIRST_STEPS).map((m) => ({ step: m.step, metaLoss: m.metaLoss, metaGradNorm: m.metaGradNorm })),
@@ -224,9 +254,14 @@ async function writeOne(name: string, s: RunSummary, results: BenchResults | nul
     `| wall time (sum of outer-step times) | ${hours(s.seconds)} |`,
     `| outer step time, median / min | ${median(s.metrics.map((m) => m.seconds)).toFixed(1)} s / ${Math.min(...s.metrics.map((m) => m.seconds)).toFixed(1)} s |`,
     `| meta-loss, mean of the first / last 50 outer steps | ${formatLoss(first50)} / ${formatLoss(last50)} |`,
+    `| outer optimizer | AdamW, lr ${s.recipe.outer.peakLr} → ${s.recipe.outer.endLr} (warmup ${s.recipe.outer.warmupSteps}), weight decay ${s.recipe.outer.weightDecay}, meta-gradient clipped to norm ${s.recipe.outer.clipGlobalNorm} |`,
     ...(twin ? [`| SP twin | \`meta-train/${twin.recipe.name}.json\`, ${hours(twin.seconds)}, meta-loss ${formatLoss(mean(twin.metrics.slice(0, 50).map((m) => m.metaLoss)))} → ${formatLoss(mean(twin.metrics.slice(-50).map((m) => m.metaLoss)))} |`] : []),
     '',
     `![meta-loss](${plot.file})`,
+    '',
+    'The meta-training distribution (the generalization suite below measures everything else):',
+    '',
+    ...trainingDistribution(s.recipe),
     '',
     '## Evaluation',
     '',
