@@ -72,7 +72,9 @@ program
 program
   .command('checkpoints')
   .description('list the shipped learned optimizers (load one with loadLearnedOptimizer(name) or use its name with bench and eval)')
-  .action(async () => {
+  .addOption(backendOption)
+  .action(async (o: { backend?: ReturnType<typeof parseBackendName> }) => {
+    await initBackend(o.backend ? { backend: o.backend, log: () => {} } : { log: () => {} });
     for (const line of await describeShippedCheckpoints()) console.log(line);
   });
 
