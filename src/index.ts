@@ -33,6 +33,7 @@ export { lamb, type LambOptions } from './optim/baselines/lamb.js';
 export { lars, tvlars, type LarsOptions, type TvlarsOptions } from './optim/baselines/lars.js';
 export { OPTIMIZERS, createOptimizer, isOptimizerName, type OptimizerName } from './optim/registry.js';
 export { TfjsOptimizer } from './tfjs/adapter.js';
+export { MupReadout, mupMlp, mupScaleFor, type MupMlpOptions } from './tfjs/mup.js';
 
 export type { LearnedOptimizer, LearnedOptimizerArch, LearnedOptimizerOptions } from './lopt/types.js';
 export { smallFcLopt } from './lopt/smallFcLopt.js';
