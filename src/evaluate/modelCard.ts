@@ -1,12 +1,12 @@
 // A shipped learned optimizer's model card, written from what produced it: the meta-training run
 // folder (recipe, metrics, final theta) and, when given, a `lopt bench` results file. Nothing in
 // the card is typed by hand: every number comes from those files.
+import { existsSync } from 'node:fs';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/index.js';
 import type { Checkpoint, JsonValue } from '../checkpoint/format.js';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { familyFromSpec } from '../../tasks/families.js';
 import { loadRecipe, recipeHash, type Recipe } from '../meta/recipe.js';
 import { runPaths } from '../meta/runDir.js';
@@ -110,7 +110,7 @@ function metaLossPlot(name: string, runs: RunSummary[]) {
     data: { values },
     transform: [{ window: [{ op: 'mean', field: 'metaLoss', as: 'smoothed' }], frame: [-10, 10], groupby: ['run'], sort: [{ field: 'step' }] }],
     layer: [
-      { mark: { type: 'line', opacity: 0.25 }, encoding: { x: { field: 'step', type: 'quantitative', title: 'outer step' }, y: { field: 'metaLoss', type: 'quantitative', title: 'meta-loss (normalized training loss)', scale: { zero: false } }, color: { field: 'run', type: 'nominal' } } },
+      { mark: { type: 'line', opacity: 0.25 }, encoding: { x: { field: 'step', type: 'quantitative', title: 'outer step' }, y: { field: 'metaLoss', type: 'quantitative', title: 'meta-loss (normalized training loss)', scale: { zero: false } }, color: { field: 'run', type: 'nominal', legend: { labelLimit: 400 } } } },
       { mark: { type: 'line', strokeWidth: 2 }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'smoothed', type: 'quantitative' }, color: { field: 'run', type: 'nominal' } } },
     ],
   }).then((svg) => ({ file: `${name}-meta-loss.svg`, svg }));
