@@ -352,6 +352,15 @@ describe('bad input fails before any work, saying what was asked and what is val
   it('batch sizes, sequence lengths and seeds', () => {
     const before = tf.memory().numTensors;
     expect(() => imageBatches(images(), 'train', [1], 11)).toThrow(/batchSize 11 .*10 examples.*1\.\.10/);
+    // An evaluation split smaller than the batch is used whole (b8192 against 6,000 inner-valid examples).
+    const whole = imageBatches(images(), 'inner-valid', [1, 2], 11).next();
+    expect(whole['x']!.shape).toEqual([2, 10, 64]);
+    const xs = whole['x']!.dataSync();
+    for (const p of [0, 1]) {
+      const ids = Array.from({ length: 10 }, (_, b) => Math.round(xs[(p * 10 + b) * 64]! * 1000)).sort((a, b) => a - b);
+      expect(ids).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    }
+    tf.dispose(Object.values(whole));
     for (const bad of [0, -3, 1.5, NaN]) {
       expect(() => imageBatches(images(), 'train', [1], bad)).toThrow(/batchSize .* must be a positive integer/);
     }

@@ -65,7 +65,8 @@ export function textBatches(
 /**
  * Batches of (row, label) examples. Each member walks its own permutation of the split's indices,
  * reshuffled (continuing the member's Rng) whenever fewer than batchSize remain; the remainder is
- * skipped, so a batch never holds an example twice.
+ * skipped, so a batch never holds an example twice. On an evaluation split, batchSize is capped at
+ * the split's size.
  */
 function exampleBatches(
   what: string,
@@ -80,6 +81,9 @@ function exampleBatches(
   const label = `${what}, '${split}'`;
   checkCommon(label, split, seeds, batchSize);
   const indices = splits[split];
+  // The evaluation splits are a tenth of the data: there a batch larger than the split (b8192
+  // against 6,000 inner-valid examples) is the whole split. Training batches are never cut.
+  if (split !== 'train') batchSize = Math.min(batchSize, indices.length);
   if (batchSize > indices.length) {
     throw new Error(`${label}: batchSize ${batchSize} is larger than the split's ${indices.length} examples; valid: 1..${indices.length}`);
   }
