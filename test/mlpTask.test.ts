@@ -27,7 +27,7 @@ describe('MLP task names', () => {
     expect(() => mlpTask({ ...parseMlpName('mlp-mnist8-w32-d1'), activation: 'swish' as never })).toThrow(
       'mlp task: activation must be one of relu, tanh, gelu; got "swish"',
     );
-    expect(() => taskFromName('mlp-mnist8-w8-d1-relu-b20000').batches('test', [1])).toThrow(/20000.*10000/);
+    expect(() => taskFromName('mlp-mnist8-w8-d1-relu-b60000').batches('train', [1])).toThrow(/60000.*48000/);
     expect(() => taskFromName('resnet-50')).toThrow(/unknown task 'resnet-50'; task names have one of these forms:/);
   });
 });
