@@ -269,7 +269,7 @@ async function writeOne(name: string, s: RunSummary, results: BenchResults | nul
     '',
     '## Reproduce',
     '',
-    'Same seed, same backend, same numbers (the meta-training run also resumes exactly from its checkpoints):',
+    'Same seeds, backend and commit → the same numbers; later commits may differ in float rounding (the meta-training run also resumes exactly from its checkpoints):',
     '',
     ...(twinOf ? ['See the commands in ' + `[${twinOf}](${twinOf}.md).`] : reproduceLines({ ...o, name }, s, twin, results)),
     '',
