@@ -12,7 +12,7 @@ import { loadRecipe, recipeHash, type Recipe } from '../meta/recipe.js';
 import { runPaths } from '../meta/runDir.js';
 import { renderSvg } from './report/renderSvg.js';
 import { formatLoss } from './report/format.js';
-import { axisSummaries, evaluationRows, resultFor, twinRows } from './cardEvaluation.js';
+import { axisSummaries, evaluationRows, twinRows } from './cardEvaluation.js';
 import type { BenchResults } from './results.js';
 
 export interface CardRun {
@@ -235,7 +235,7 @@ async function writeOne(name: string, s: RunSummary, results: BenchResults | nul
     `# ${name}`,
     '',
     `A ${s.recipe.learnedOptimizer.arch} learned optimizer (config ${JSON.stringify(s.recipe.learnedOptimizer.config)}), meta-trained by lopt from \`meta-train/${s.recipe.name}.json\`.`,
-    ...(twinOf ? ['', `The SP twin of [${twinOf}](${twinOf}.md), meta-trained with the same recipe on standard-parametrization tasks, shipped for the μP comparison in that card.`] : []),
+    ...(twinOf ? ['', `The SP twin of [${twinOf}](${twinOf}.md), meta-trained the same way on standard-parametrization tasks, shipped for the μP comparison in that card.`] : []),
     '',
     '```ts',
     `import { loadLearnedOptimizer } from 'lopt';`,
