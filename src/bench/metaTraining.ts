@@ -10,7 +10,7 @@ import { metaTrain } from '../meta/trainer.js';
 import { cachedLearnedOptimizer, runTruncationUnit, type TruncationUnitInput, type TruncationUnitOutput } from '../meta/truncationUnit.js';
 import { UNITS_MODULE } from '../units.js';
 import { createUnitPool } from '../parallel/unitPool.js';
-import type { Params } from '../tree/params.js';
+import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import { taskFromName } from '../../tasks/registry.js';
 import type { BenchRow } from './row.js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -49,7 +49,6 @@ function vectorized(theta: Float32Array): () => void {
 function naiveLoop(theta: Float32Array): () => void {
   const task = taskFromName(TASK);
   const lo = cachedLearnedOptimizer(ARCH, {});
-  const names = Object.keys(task.shapes);
   const noise = sampleNoise('bench', 0, PARTICLES, theta.length);
   const thetas = perturbedThetas(theta, noise, 0.01, 0, PARTICLES);
   const n = theta.length;
@@ -63,18 +62,12 @@ function naiveLoop(theta: Float32Array): () => void {
     for (const mem of members) {
       for (let t = 0; t < STEPS; t++) {
         const batch = mem.stream.next();
-        const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
-          const p: Params = {};
-          names.forEach((name, i) => (p[name] = ws[i]!));
-          return tf.sum(task.loss(p, batch)) as tf.Scalar;
-        })(names.map((name) => mem.params[name]!));
+        const { losses: value, grads } = lossAndGrads(task, mem.params, batch);
         value.dataSync();
-        const g: Params = {};
-        names.forEach((name, i) => (g[name] = grads[i]!));
-        const next = mem.opt.step(mem.params, g, mem.state);
+        const next = mem.opt.step(mem.params, grads, mem.state);
         mem.params = next.params;
         mem.state = next.state;
-        tf.dispose([value, ...grads, ...Object.values(batch)]);
+        tf.dispose([value, ...Object.values(grads), ...Object.values(batch)]);
       }
     }
   };

@@ -7,6 +7,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { isOptimizerName } from '../optim/registry.js';
 import type { Params } from '../tree/params.js';
 import { disposeState } from '../tree/stateTree.js';
+import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import { taskFromName } from '../../tasks/registry.js';
 import type { Batch, Split, Task } from '../../tasks/types.js';
 import { baselineForGrid } from './baselines.js';
@@ -82,27 +83,19 @@ export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput
   const G = input.optimizer.kind === 'baseline' ? input.optimizer.lrs.length : 1;
   const P = G * S;
   const memberSeeds = Array.from({ length: P }, (_, m) => input.seeds[m % S]!);
-  const names = Object.keys(task.shapes);
   const { opt, dispose } = await optimizerFor(input.optimizer, task, input.steps, S);
   let params = task.init(memberSeeds);
   let state = opt.init(params);
   const stream = task.batches('train', memberSeeds);
-  const ones = tf.ones([P]) as tf.Tensor1D;
   const rows: tf.Tensor[] = [];
   try {
     for (let t = 0; t < input.steps; t++) {
       const batch = stream.next();
-      const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
-        const p: Params = {};
-        names.forEach((n, i) => (p[n] = ws[i]!));
-        return task.loss(p, batch);
-      })(names.map((n) => params[n]!), ones);
+      const { losses: value, grads } = lossAndGrads(task, params, batch);
       tf.dispose(Object.values(batch));
       rows.push(value);
-      const g: Params = {};
-      names.forEach((n, i) => (g[n] = grads[i]!));
-      ({ params, state } = opt.step(params, g, state));
-      tf.dispose(grads);
+      ({ params, state } = opt.step(params, grads, state));
+      tf.dispose(Object.values(grads));
     }
     const stacked = tf.stack(rows);
     const losses = Float32Array.from(stacked.dataSync() as Float32Array);
@@ -113,7 +106,7 @@ export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput
     const [testLoss, testAccuracy = null] = evaluate(task, params, 'test', memberSeeds, input.evalBatches, accuracy ? [lossOf, accuracy] : [lossOf]);
     return { losses, innerValid: innerValid!, testLoss: testLoss!, testAccuracy, seconds: (performance.now() - t0) / 1000 };
   } finally {
-    tf.dispose([...rows, ones, ...Object.values(params)]);
+    tf.dispose([...rows, ...Object.values(params)]);
     disposeState(state.inner);
     dispose();
   }

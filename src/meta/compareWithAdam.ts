@@ -6,6 +6,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import type { LearnedOptimizer } from '../lopt/types.js';
 import type { Params } from '../tree/params.js';
 import { disposeState } from '../tree/stateTree.js';
+import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import { taskFromName } from '../../tasks/registry.js';
 import { unflattenTheta } from './thetaVector.js';
 
@@ -20,23 +21,16 @@ export interface ComparisonRow {
 
 function train(taskName: string, opt: Optimizer, steps: number, seed: number): Omit<ComparisonRow, 'optimizer'> {
   const task = taskFromName(taskName);
-  const names = Object.keys(task.shapes);
   let params: Params = task.init([seed]);
   let state = opt.init(params);
   const stream = task.batches('train', [seed]);
   const losses: number[] = [];
   for (let t = 0; t < steps; t++) {
     const batch = stream.next();
-    const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
-      const p: Params = {};
-      names.forEach((n, i) => (p[n] = ws[i]!));
-      return tf.sum(task.loss(p, batch)) as tf.Scalar;
-    })(names.map((n) => params[n]!));
+    const { losses: value, grads } = lossAndGrads(task, params, batch);
     losses.push(value.dataSync()[0]!);
-    const g: Params = {};
-    names.forEach((n, i) => (g[n] = grads[i]!));
-    ({ params, state } = opt.step(params, g, state));
-    tf.dispose([value, ...grads, ...Object.values(batch)]);
+    ({ params, state } = opt.step(params, grads, state));
+    tf.dispose([value, ...Object.values(grads), ...Object.values(batch)]);
   }
   const test = task.batches('test', [seed + 1]).next();
   const testLoss = tf.tidy(() => task.loss(params, test).dataSync()[0]!);

@@ -9,6 +9,7 @@ import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { selectMembers } from '../tree/memberSelect.js';
 import type { Params } from '../tree/params.js';
 import { disposeState, replaceLeaves, stateLeaves, type StateLeaf, type StateTree } from '../tree/stateTree.js';
+import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import { taskFromName } from '../../tasks/registry.js';
 import type { Batch, BatchStream, Split, Task } from '../../tasks/types.js';
 import { episodeLength, episodeSeeds, truncationDataSeed, type EpisodeLength, type ParticleState } from './particles.js';
@@ -133,7 +134,6 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
   const resetStep = new Int32Array(k).fill(input.state === null ? 0 : -1);
   const lossRows: tf.Tensor[] = [];
   const rawRows: tf.Tensor[] = [];
-  const ones = tf.ones([P]) as tf.Tensor1D;
   try {
     for (let t = 0; t < T; t++) {
       const take = new Array<boolean>(P).fill(false);
@@ -150,19 +150,12 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
       if (take.some((b) => b)) ({ params, state } = restartMembers(task, opt, params, state, take, memberSeeds(initSeedOf)));
 
       const batch = nextBatch(streams);
-      const list = names.map((n) => params[n]!);
-      const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
-        const p: Params = {};
-        names.forEach((n, i) => (p[n] = ws[i]!));
-        return task.loss(p, batch);
-      })(list, ones as tf.Tensor1D);
+      const { losses: value, grads } = lossAndGrads(task, params, batch);
       tf.dispose(Object.values(batch));
       rawRows.push(value);
       lossRows.push(tf.tidy(() => task.normalizeLoss(value)));
-      const g: Params = {};
-      names.forEach((n, i) => (g[n] = grads[i]!));
-      const next = opt.step(params, g, state);
-      tf.dispose(grads);
+      const next = opt.step(params, grads, state);
+      tf.dispose(Object.values(grads));
       params = next.params;
       state = next.state;
       for (const s of states) s.step += 1;
@@ -182,7 +175,7 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
     };
     return out;
   } finally {
-    tf.dispose([...lossRows, ...rawRows, ones]);
+    tf.dispose([...lossRows, ...rawRows]);
     tf.dispose(Object.values(params));
     disposeState(state.inner);
     tf.dispose(Object.values(theta));

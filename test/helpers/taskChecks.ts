@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../../src/tree/params.js';
+import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import type { Batch, Split, Task } from '../../tasks/types.js';
 
 /** Member i of a population tensor, keeping the population axis ([1, ...]). */
@@ -13,7 +14,8 @@ function memberOf<T extends Record<string, tf.Tensor>>(tree: T, i: number): T {
   return out as T;
 }
 
-function lossAndGrads(task: Task, params: Params, batch: Batch): { loss: Float32Array; grads: Record<string, Float32Array> } {
+/** Independent of tasks/lossAndGrads.ts (its own tf.sum gradient), read back as arrays. */
+function lossAndGradsArrays(task: Task, params: Params, batch: Batch): { loss: Float32Array; grads: Record<string, Float32Array> } {
   const names = Object.keys(params);
   const { value, grads } = tf.tidy(() =>
     tf.valueAndGrads((...ws: tf.Tensor[]) => {
@@ -43,12 +45,12 @@ export function populationVsSingles(task: Task, seeds: number[], split: Split = 
   const params = task.init(seeds);
   const stream = task.batches(split, seeds);
   const batch = stream.next();
-  const all = lossAndGrads(task, params, batch);
+  const all = lossAndGradsArrays(task, params, batch);
   let worst = 0;
   seeds.forEach((seed, i) => {
     const p = memberOf(params, i);
     const b = memberOf(batch, i);
-    const one = lossAndGrads(task, p, b);
+    const one = lossAndGradsArrays(task, p, b);
     worst = Math.max(worst, maxRelErr(all.loss.subarray(i, i + 1), one.loss, atol));
     for (const [name, g] of Object.entries(one.grads)) {
       worst = Math.max(worst, maxRelErr(all.grads[name]!.subarray(i * g.length, (i + 1) * g.length), g, atol));
@@ -84,20 +86,13 @@ export async function trainWithAdam(
   let params = task.init([seed]);
   let state = opt.init(params);
   const stream = task.batches('train', [seed]);
-  const names = Object.keys(params);
   const losses: number[] = [];
   for (let k = 0; k < steps; k++) {
     const batch = stream.next();
-    const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
-      const p: Params = {};
-      names.forEach((n, i) => (p[n] = ws[i]!));
-      return tf.sum(task.loss(p, batch)) as tf.Scalar;
-    })(names.map((n) => params[n]!));
+    const { losses: value, grads } = lossAndGrads(task, params, batch);
     losses.push(value.dataSync()[0]!);
-    const g: Params = {};
-    names.forEach((n, i) => (g[n] = grads[i]!));
-    ({ params, state } = opt.step(params, g, state));
-    tf.dispose([value, grads, Object.values(batch)]);
+    ({ params, state } = opt.step(params, grads, state));
+    tf.dispose([value, Object.values(grads), Object.values(batch)]);
   }
   tf.dispose(Object.values(params));
   tf.dispose(state.inner as tf.TensorContainer);
