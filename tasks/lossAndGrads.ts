@@ -6,6 +6,8 @@ import type { Batch, Task } from './types.js';
 
 /** Loss per member [P] at `params` on `batch`, and its gradient per parameter tensor. The caller disposes both. */
 export function lossAndGrads(task: Task, params: Params, batch: Batch): { losses: tf.Tensor1D; grads: Params } {
+  const fused = task.lossAndGrads?.(params, batch);
+  if (fused) return fused;
   const names = Object.keys(params);
   const P = params[names[0]!]!.shape[0]!;
   const ones = tf.ones([P]) as tf.Tensor1D;

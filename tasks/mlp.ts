@@ -4,7 +4,9 @@ import { loadImageDataset, type ImageDatasetName, type ImageSize } from './data/
 import { imageBatches } from './data/batches.js';
 import { initPopulation, type InitRule } from './init.js';
 import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } from './normalize.js';
-import type { Parametrization, Task } from './types.js';
+import type { Batch, Parametrization, Task } from './types.js';
+import { cpuKernels } from '../src/kernels/native.js';
+import { mlpLossAndGrads } from '../src/kernels/mlpTask.js';
 
 export const ACTIVATIONS = ['relu', 'tanh', 'gelu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
@@ -154,9 +156,37 @@ export function mlpTask(config: MlpConfig): Task {
     shapes,
     mupScale,
     init: (seeds) => initPopulation(seeds, shapes, rules),
+    lossAndGrads: (params, batch) => nativeLossAndGrads(c, params, batch),
     loss: (params, batch) => tf.tidy(() => crossEntropyPerMember(mlpForward(c, params, batch['x']!), batch['y']!)),
     accuracy: (params, batch) => tf.tidy(() => accuracyPerMember(mlpForward(c, params, batch['x']!), batch['y']!)),
     batches: (split, seeds) => imageBatches(dataset(), split, seeds, c.batchSize),
     normalizeLoss: classificationNormalizer(NUM_CLASSES),
   };
+}
+
+/** The loss and gradients on the native kernel (src/kernels/mlpTask.ts), or null when it is not in use. */
+function nativeLossAndGrads(c: MlpConfig, params: Params, batch: Batch): { losses: tf.Tensor1D; grads: Params } | null {
+  const native = cpuKernels(tf.getBackend());
+  const x = batch['x']!;
+  if (native === null || x.rank !== 3) return null;
+  const ls = layers(c);
+  const readout = ls[ls.length - 1]!;
+  const r = mlpLossAndGrads(
+    native,
+    {
+      dims: [ls[0]!.fanIn, ...ls.map((l) => l.fanOut)],
+      activation: c.activation,
+      readoutMult: c.parametrization === 'mup' ? 1 / readout.fanIn : 1,
+    },
+    ls.map((l) => params[`${l.name}/kernel`]!),
+    ls.map((l) => params[`${l.name}/bias`]!),
+    x,
+    batch['y']!,
+  );
+  const grads: Params = {};
+  ls.forEach((l, i) => {
+    grads[`${l.name}/kernel`] = r.weightGrads[i]!;
+    grads[`${l.name}/bias`] = r.biasGrads[i]!;
+  });
+  return { losses: r.losses, grads };
 }

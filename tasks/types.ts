@@ -45,6 +45,11 @@ export interface Task {
   init(seeds: readonly number[]): Params;
   /** Classification tasks: the fraction of correct predictions per member, [P]. Absent otherwise. */
   accuracy?(params: Params, batch: Batch): tf.Tensor1D;
+  /**
+   * Optional fused loss and gradient (a native kernel), equal to tf.valueAndGrads of `loss` summed
+   * over members; null when it can't run now (the caller differentiates `loss` instead).
+   */
+  lossAndGrads?(params: Params, batch: Batch): { losses: tf.Tensor1D; grads: Params } | null;
   /** Loss per member, [P]: differentiable with tf.grad/tf.valueAndGrads. Non-finite losses stay non-finite. */
   loss(params: Params, batch: Batch): tf.Tensor1D;
   /**

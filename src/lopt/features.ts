@@ -32,6 +32,31 @@ export function factoredDims(shape: readonly number[]): [number, number] | null 
   return [order[order.length - 2]!, order[order.length - 1]!];
 }
 
+/**
+ * `shape` with every run of dims other than d1 and d0 multiplied into one dim, and where d1, d0
+ * land: the same row/col statistics over at most 5 dims.
+ */
+export function mergedShape(shape: readonly number[], [d1, d0]: [number, number]): { shape: number[]; d1: number; d0: number } {
+  const out: number[] = [];
+  let m1 = -1;
+  let m0 = -1;
+  let run = false;
+  shape.forEach((d, i) => {
+    if (i === d1 || i === d0) {
+      if (i === d1) m1 = out.length;
+      else m0 = out.length;
+      out.push(d);
+      run = false;
+    } else if (run) {
+      out[out.length - 1]! *= d;
+    } else {
+      out.push(d);
+      run = true;
+    }
+  });
+  return { shape: out, d1: m1, d0: m0 };
+}
+
 /** Which accumulators/features an architecture uses. */
 export type FeatureKind = 'momentum' | 'adafactor';
 
@@ -146,28 +171,36 @@ export function tensorFeatures(
       // The reference's non-factored branch matches RMSProp here: m·(v_full + 1e-6)^-½.
       facMom = tf.mul(m, tf.rsqrt(tf.add(full, 1e-6)));
     } else {
-      const [d1, d0] = dims;
-      const beta = tf.reshape(decays.adafactor!, [P, Ka, ...new Array<number>(r).fill(1)]);
-      const gsqFull = tf.reshape(gsq, [P, 1, ...s]);
-      // Kept dims (size 1) make row/col broadcast back over the full shape by themselves.
-      const row = ema(acc['row']!, tf.mean(gsqFull, 2 + d0, true), beta);
-      const col = ema(acc['col']!, tf.mean(gsqFull, 2 + d1, true), beta);
-      next['row'] = row;
-      next['col'] = col;
+      // Computed over the merged shape (runs of dims other than d0/d1 folded into one) with the
+      // population and decay axes folded together: at most rank 6, which wasm's XNNPACK kernels
+      // need (a rank-5 parameter is rank 7 as [P, K, ...shape] and came out as zeros there).
+      const { shape: ms, d1: m1, d0: m0 } = mergedShape(s, dims);
+      const rowShape = ms.map((d, i) => (i === m0 ? 1 : d));
+      const colShape = ms.map((d, i) => (i === m1 ? 1 : d));
+      const nRow = prod(rowShape);
+      const nCol = prod(colShape);
+      const beta = tf.reshape(decays.adafactor!, [P, Ka, 1]);
+      const gsqFull = tf.reshape(gsq, [P, ...ms]);
+      const row = ema(tf.reshape(acc['row']!, [P, Ka, nRow]), tf.reshape(tf.mean(gsqFull, 1 + m0, true), [P, 1, nRow]), beta);
+      const col = ema(tf.reshape(acc['col']!, [P, Ka, nCol]), tf.reshape(tf.mean(gsqFull, 1 + m1, true), [P, 1, nCol]), beta);
+      next['row'] = tf.reshape(row, acc['row']!.shape);
+      next['col'] = tf.reshape(col, acc['col']!.shape);
+      const rowM = tf.reshape(row, [P * Ka, ...rowShape]);
+      const colM = tf.reshape(col, [P * Ka, ...colShape]);
       // The reference normalizes rows by their mean along d1 only (all of them for rank 2).
-      const rowColMean = tf.mean(row, 2 + d1, true);
-      const rowFactor = tf.rsqrt(tf.maximum(tf.div(row, tf.add(rowColMean, 1e-9)), 1e-9));
-      const colFactor = tf.rsqrt(tf.maximum(col, 1e-9));
+      const rowColMean = tf.mean(rowM, 1 + m1, true);
+      const rowFactor = tf.rsqrt(tf.maximum(tf.div(rowM, tf.add(rowColMean, 1e-9)), 1e-9));
+      const colFactor = tf.rsqrt(tf.maximum(colM, 1e-9));
       const both = tf.reshape(tf.mul(rowFactor, colFactor), [P, Ka, N]);
       facG = tf.mul(g3, both);
       facMom = tf.mul(m, both);
-      const fullShape = [P, Ka, ...s];
+      const fullShape = [P * Ka, ...ms];
       // Fast on wasm through the block-copy Tile kernel (src/backend/wasmFastTile.ts).
       const spread = (x: tf.Tensor) => tf.reshape(tf.broadcastTo(x, fullShape), [P, Ka, N]);
-      rowFeat = spread(row);
-      colFeat = spread(col);
-      rsRow = spread(tf.rsqrt(tf.add(row, 1e-8)));
-      rsCol = spread(tf.rsqrt(tf.add(col, 1e-8)));
+      rowFeat = spread(rowM);
+      colFeat = spread(colM);
+      rsRow = spread(tf.rsqrt(tf.add(rowM, 1e-8)));
+      rsCol = spread(tf.rsqrt(tf.add(colM, 1e-8)));
     }
     const rsV = tf.rsqrt(tf.add(v, 1e-6));
     channels = [g3, p3, m, v, tf.mul(m, rsV), rsV, facG, rowFeat, colFeat, rsRow, rsCol, facMom];

@@ -6,6 +6,8 @@ import type { GradientTransformation } from '../optim/transform.js';
 import type { Params } from '../tree/params.js';
 import {
   channelCount,
+  factoredDims,
+  memberShape,
   initAccumulators,
   tensorFeatures,
   timeFeatures,
@@ -15,6 +17,8 @@ import {
 } from './features.js';
 import { firstLayer, mlpOutputs, mlpOutputsNormalized, type FirstLayer, type MlpWeights } from './perParamMlp.js';
 import type { LearnedOptimizerOptions } from './types.js';
+import { cpuKernels } from '../kernels/native.js';
+import { perParamStep, type PerParamArch, type PerParamTheta } from '../kernels/perParamStep.js';
 
 /** What differs between architectures. */
 export interface ArchRuntime {
@@ -73,6 +77,37 @@ export function learnedTransform(
   const scaleOf = (name: string, t: tf.Tensor): number =>
     options.mupScale === undefined ? 1 : mupScaleOf(options.mupScale as MupScale, name, memberShapeOf(t));
   const channels = channelCount(rt.kind, rt.momenta);
+  const withPShape = (t: tf.Tensor) => (population === undefined ? [1, ...t.shape] : t.shape);
+  const nativeArch = (): PerParamArch => ({
+    kind: rt.kind,
+    momenta: rt.momenta,
+    adafactorDecays: rt.adafactorDecays,
+    channels,
+    hidden: theta['mlp/w1']!.shape[theta['mlp/w1']!.rank - 1]!,
+    stepMult: rt.stepMult,
+    expMult: rt.expMult,
+  });
+  // The native path reads theta as host arrays: copied once, again only if a tensor's data changes.
+  let hostThetaKey: object[] = [];
+  let hostThetaValue: PerParamTheta | null = null;
+  const hostTheta = (): PerParamTheta => {
+    const key = Object.values(theta).map((t) => t.dataId);
+    if (hostThetaValue !== null && key.length === hostThetaKey.length && key.every((k, i) => k === hostThetaKey[i])) return hostThetaValue;
+    const parts = tf.tidy(() => {
+      const thetaP: Params = {};
+      for (const [name, t] of Object.entries(theta)) thetaP[name] = withP(t);
+      const w = rt.mlp(thetaP);
+      const d = rt.decays(thetaP);
+      return [w.w0, w.b0, w.w1, w.b1, w.w2, w.b2, d.momentum, d.rms ?? tf.zeros([0]), d.adafactor ?? tf.zeros([0])];
+    });
+    const [w0, b0, w1, b1, w2, b2, momentum, rms, adafactor] = parts.map((t) => Float32Array.from(t.dataSync() as Float32Array));
+    // withP keeps theta's own tensors at P > 1: dispose only what the tidy made.
+    const own = new Set(Object.values(theta));
+    tf.dispose(parts.filter((t) => !own.has(t)));
+    hostThetaValue = { w0: w0!, b0: b0!, w1: w1!, b1: b1!, w2: w2!, b2: b2!, momentum: momentum!, rms: rms!, adafactor: adafactor! };
+    hostThetaKey = key;
+    return hostThetaValue;
+  };
 
   return {
     init(params) {
@@ -96,6 +131,38 @@ export function learnedTransform(
         throw new Error(`${rt.name}: state holds ${counts.length} member step counts for a population of ${P}`);
       }
       const stepOf = (member: number): number => (Array.isArray(counts) ? counts[member]! : counts);
+      const native = channels <= 64 ? cpuKernels(tf.getBackend()) : null;
+      if (native !== null) {
+        const names = Object.keys(grads);
+        const result = perParamStep(
+          native,
+          nativeArch(),
+          P,
+          hostTheta(),
+          Float64Array.from({ length: P }, (_, k) => stepOf(k)),
+          names.map((name) => ({
+            shape: memberShape(withPShape(params[name]!)),
+            factored: rt.kind === 'adafactor' ? factoredDims(memberShape(withPShape(params[name]!))) : null,
+            mupScale: scaleOf(name, params[name]!),
+            grad: grads[name]!,
+            param: params[name]!,
+            acc: state.acc[name]!,
+          })),
+        );
+        const updates: Params = {};
+        const acc: Record<string, Accumulators> = {};
+        names.forEach((name, i) => {
+          updates[name] = result.updates[i]!;
+          acc[name] = result.acc[i]!;
+          if (!options.onWarning) return;
+          for (let k = 0; k < P; k++) {
+            if (result.finite[i * P + k] !== 0) continue;
+            options.onWarning({ kind: 'non-finite-gradient', parameter: population === undefined ? name : `${name}[member ${k}]`, step: stepOf(k) });
+          }
+        });
+        const count = Array.isArray(counts) ? counts.map((c) => c + 1) : counts + 1;
+        return { updates, state: { count, acc } };
+      }
       const thetaP: Params = {};
       for (const [name, t] of Object.entries(theta)) thetaP[name] = withP(t);
       const decays = rt.decays(thetaP);

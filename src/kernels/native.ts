@@ -1,0 +1,101 @@
+// The native kernels (src/kernels/native/*.c, built by `npm install` into dist/native/): loaded
+// once, optional. `LOPT_KERNELS=ops` (or useKernels('ops')) forces the tfjs-ops reference path;
+// `LOPT_THREADS=N` sets the kernels' threads (default: every core on the main thread, 1 inside a
+// worker thread, where the worker pool already spreads work over the cores).
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
+
+export interface NativeKernels {
+  perParamStep(header: Float64Array, arrays: ArrayBufferView[]): void;
+  mlpLossAndGrads(
+    header: Int32Array,
+    readoutMult: number,
+    x: Float32Array,
+    y: Int32Array,
+    params: Float32Array[],
+    grads: Float32Array[],
+    loss: Float32Array,
+  ): void;
+  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, threads: number): void;
+  cores(): number;
+}
+
+export type KernelMode = 'native' | 'ops';
+
+// From src/kernels (tests) and from dist/src/kernels (the built package).
+const CANDIDATES = ['../../dist/native/lopt_kernels.node', '../../native/lopt_kernels.node'];
+
+let loaded: NativeKernels | null | undefined;
+let loadError: string | null = null;
+let mode: KernelMode = parseMode(process.env['LOPT_KERNELS']);
+let threads: number = parseThreads(process.env['LOPT_THREADS']);
+
+function parseMode(v: string | undefined): KernelMode {
+  if (v === undefined || v === '' || v === 'native') return 'native';
+  if (v === 'ops') return 'ops';
+  throw new Error(`LOPT_KERNELS must be 'native' or 'ops'; got ${JSON.stringify(v.slice(0, 40))}`);
+}
+
+function parseThreads(v: string | undefined): number {
+  if (v === undefined || v === '') return isMainThread ? availableParallelism() : 1;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`LOPT_THREADS must be an integer in [1, 256]; got ${JSON.stringify(v.slice(0, 40))}`);
+  return n;
+}
+
+function load(): NativeKernels | null {
+  const require = createRequire(import.meta.url);
+  for (const rel of CANDIDATES) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (!existsSync(path)) continue;
+    try {
+      return require(path) as NativeKernels;
+    } catch (e) {
+      loadError = `${path}: ${(e as Error).message}`;
+      return null;
+    }
+  }
+  loadError = 'not built (npm run build compiles them; it needs a C compiler)';
+  return null;
+}
+
+/** The native kernels, or null when they are not built or the ops path is forced. */
+export function nativeKernels(): NativeKernels | null {
+  if (mode === 'ops') return null;
+  if (loaded === undefined) loaded = load();
+  return loaded;
+}
+
+/** Why the native kernels are not in use (null when they are). */
+export function nativeKernelsStatus(): string | null {
+  if (mode === 'ops') return 'LOPT_KERNELS=ops';
+  return nativeKernels() === null ? loadError : null;
+}
+
+/** Selects the path for the rest of the process (tests run both). Returns the previous mode. */
+export function useKernels(next: KernelMode): KernelMode {
+  const prev = mode;
+  mode = parseMode(next);
+  return prev;
+}
+
+/**
+ * The native kernels when lopt should use them now: built, not switched off, and tfjs on a
+ * synchronous CPU backend (wasm, cpu) whose tensors can be read without a stall. On the
+ * tensorflow (GPU) backend the tfjs-ops path runs.
+ */
+export function cpuKernels(backend: string): NativeKernels | null {
+  return backend === 'wasm' || backend === 'cpu' ? nativeKernels() : null;
+}
+
+/** Threads the native kernels use; results do not depend on it. */
+export function kernelThreads(): number {
+  return threads;
+}
+
+export function setKernelThreads(n: number): void {
+  threads = parseThreads(String(n));
+}

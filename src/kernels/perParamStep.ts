@@ -1,0 +1,172 @@
+// The fused per-parameter learned-optimizer step on the native kernel (perParamStep.c): reads the
+// gradients, parameters and accumulators of every tensor once, updates the accumulators and
+// writes the updates, with no [P, C, N] feature block and one call per step. Its tfjs-ops twin —
+// the reference it is tested against — is src/lopt/features.ts + perParamMlp.ts.
+import * as tf from '@tensorflow/tfjs-core';
+import { kernelThreads, type NativeKernels } from './native.js';
+
+export type PerParamKind = 'momentum' | 'adafactor';
+
+export interface PerParamArch {
+  kind: PerParamKind;
+  momenta: number;
+  adafactorDecays: number;
+  /** Channels before the 11 time features (28 for μLO, 2 + momenta for MLPLOpt). */
+  channels: number;
+  hidden: number;
+  stepMult: number;
+  expMult: number;
+}
+
+/** Per-member MLP weights and decays, host copies: w0 [P, C+11, H] … b2 [P, 2]; decays [P, K]. */
+export interface PerParamTheta {
+  w0: Float32Array;
+  b0: Float32Array;
+  w1: Float32Array;
+  b1: Float32Array;
+  w2: Float32Array;
+  b2: Float32Array;
+  momentum: Float32Array;
+  rms: Float32Array;
+  adafactor: Float32Array;
+}
+
+export interface PerParamTensor {
+  /** One member's shape (a scalar as [1]). */
+  shape: number[];
+  /** The Adafactor factored dims [d1, d0] (row accumulator: d0 reduced; col: d1), or null. */
+  factored: [number, number] | null;
+  mupScale: number;
+  grad: tf.Tensor;
+  param: tf.Tensor;
+  /** Accumulators as features.ts lays them out (m, v, full | row, col). */
+  acc: Record<string, tf.Tensor>;
+}
+
+export interface PerParamResult {
+  updates: tf.Tensor[];
+  acc: Record<string, tf.Tensor>[];
+  /** [T·P]: 0 where a member's gradient of that tensor was not finite (its update is 0, its accumulators kept). */
+  finite: Uint8Array;
+}
+
+/** Indices that map each parameter to its row / col accumulator element (cached per shape). */
+interface FactorIndex {
+  nRow: number;
+  nCol: number;
+  nRest: number;
+  rowIndex: Int32Array;
+  colIndex: Int32Array;
+  restIndex: Int32Array;
+}
+
+const factorIndexCache = new Map<string, FactorIndex>();
+
+function flatIndex(coords: number[], shape: number[]): number {
+  let i = 0;
+  for (let d = 0; d < shape.length; d++) i = i * shape[d]! + coords[d]!;
+  return i;
+}
+
+/** Row accumulator: d0 reduced to 1; col: d1 reduced; rest: both (the row mean along d1). */
+export function factorIndex(shape: number[], dims: [number, number]): FactorIndex {
+  const key = `${shape.join(',')}:${dims.join(',')}`;
+  const hit = factorIndexCache.get(key);
+  if (hit) return hit;
+  const [d1, d0] = dims;
+  const rowShape = shape.map((s, i) => (i === d0 ? 1 : s));
+  const colShape = shape.map((s, i) => (i === d1 ? 1 : s));
+  const restShape = rowShape.map((s, i) => (i === d1 ? 1 : s));
+  const N = shape.reduce((a, b) => a * b, 1);
+  const nRow = N / shape[d0]!;
+  const nCol = N / shape[d1]!;
+  const nRest = nRow / shape[d1]!;
+  const rowIndex = new Int32Array(N);
+  const colIndex = new Int32Array(N);
+  const restIndex = new Int32Array(nRow);
+  const coords = new Array<number>(shape.length).fill(0);
+  for (let n = 0; n < N; n++) {
+    const c0 = coords[d0]!;
+    coords[d0] = 0;
+    const r = flatIndex(coords, rowShape);
+    rowIndex[n] = r;
+    const c1 = coords[d1]!;
+    coords[d1] = 0;
+    restIndex[r] = flatIndex(coords, restShape);
+    coords[d0] = c0;
+    colIndex[n] = flatIndex(coords, colShape);
+    coords[d1] = c1;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      coords[d]! += 1;
+      if (coords[d]! < shape[d]!) break;
+      coords[d] = 0;
+    }
+  }
+  const out = { nRow, nCol, nRest, rowIndex, colIndex, restIndex };
+  factorIndexCache.set(key, out);
+  return out;
+}
+
+const EMPTY_F32 = new Float32Array(0);
+const EMPTY_I32 = new Int32Array(0);
+
+/** A host copy of a tensor's values that the kernel may overwrite. */
+function ownedCopy(t: tf.Tensor): Float32Array {
+  const data = t.dataSync() as Float32Array;
+  // wasm's dataSync already copies out of its heap; cpu's hands out the tensor's own array.
+  return tf.getBackend() === 'wasm' ? data : data.slice();
+}
+
+export function perParamStep(
+  native: NativeKernels,
+  arch: PerParamArch,
+  P: number,
+  theta: PerParamTheta,
+  counts: Float64Array,
+  tensors: PerParamTensor[],
+): PerParamResult {
+  const T = tensors.length;
+  const ada = arch.kind === 'adafactor';
+  const header = new Float64Array(10 + 6 * T);
+  header.set([ada ? 1 : 0, P, T, arch.momenta, arch.adafactorDecays, arch.channels, arch.hidden, kernelThreads(), arch.stepMult, arch.expMult]);
+  const finite = new Uint8Array(T * P);
+  const arrays: ArrayBufferView[] = [
+    theta.w0, theta.b0, theta.w1, theta.b1, theta.w2, theta.b2,
+    theta.momentum, ada ? theta.rms : EMPTY_F32, ada ? theta.adafactor : EMPTY_F32, counts, finite,
+  ];
+  const acc: Record<string, Float32Array>[] = [];
+  const updates: Float32Array[] = [];
+  tensors.forEach((t, i) => {
+    const N = t.shape.reduce((a, b) => a * b, 1);
+    const fi = ada && t.factored !== null ? factorIndex(t.shape, t.factored) : null;
+    header.set([N, t.mupScale, fi ? 1 : 0, fi?.nRow ?? 0, fi?.nCol ?? 0, fi?.nRest ?? 0], 10 + 6 * i);
+    const a: Record<string, Float32Array> = {};
+    for (const [key, value] of Object.entries(t.acc)) a[key] = ownedCopy(value);
+    const update = new Float32Array(P * N);
+    arrays.push(
+      t.grad.dataSync() as Float32Array,
+      t.param.dataSync() as Float32Array,
+      a['m']!,
+      a['v'] ?? EMPTY_F32,
+      a['full'] ?? EMPTY_F32,
+      a['row'] ?? EMPTY_F32,
+      a['col'] ?? EMPTY_F32,
+      fi?.rowIndex ?? EMPTY_I32,
+      fi?.colIndex ?? EMPTY_I32,
+      fi?.restIndex ?? EMPTY_I32,
+      update,
+    );
+    acc.push(a);
+    updates.push(update);
+  });
+  native.perParamStep(header, arrays);
+  return {
+    updates: updates.map((u, i) => tf.tensor(u, tensors[i]!.grad.shape, 'float32')),
+    acc: acc.map((a, i) => {
+      const out: Record<string, tf.Tensor> = {};
+      for (const [key, data] of Object.entries(a)) out[key] = tf.tensor(data, tensors[i]!.acc[key]!.shape, 'float32');
+      return out;
+    }),
+    finite,
+  };
+}
