@@ -1,4 +1,4 @@
-// Builds dist/ once before the tests: worker threads cannot run TypeScript under Node 20, so the
+// Builds dist/ (and the native kernels) once before the tests: worker threads cannot run TypeScript under Node 20, so the
 // unit pool (src/parallel/unitPool.ts) runs a project .ts module as its tsc output under dist/.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,5 +25,8 @@ export default function setup(): void {
         `and did not build dist/, which worker-thread tests run:\n${output}`,
     );
   }
-  console.log(`globalSetup: tsc -p tsconfig.json built dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  // The native kernels too, so the tests never run a stale binary against changed C sources.
+  const cc = spawnSync('node', ['src/kernels/native/build.mjs'], { cwd: root, encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`test/globalSetup.ts: building the native kernels failed:\n${cc.stdout}${cc.stderr}`);
+  console.log(`globalSetup: tsc -p tsconfig.json built dist/ and the native kernels in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
+import { useKernels } from '../src/kernels/native.js';
 import { describeShippedCheckpoints } from '../src/cli/checkpointsCommand.js';
 import { RECORDED_FIRST_STEPS } from '../src/evaluate/modelCard.js';
 import { loadLearnedOptimizer, shippedCheckpointDir } from '../src/lopt/io.js';
@@ -111,9 +112,21 @@ describe("the card's evaluation", () => {
     const stated = bench.perTask.find((t) => t.task === entry.task && t.steps === entry.steps)!;
     expect(stated.finalTrainLoss).not.toBeNull();
     const suite = parseSuite({ name: 'repro', description: 'the first task of the card\'s suite', tasks: [entry] });
-    const results = await runBench({ suite, optimizers: ['lopt:mulo-mnist'], budget: 7, seeds: 1, outDir: join(dir, 'bench'), backend: 'wasm', run: runBenchUnit });
-    const mine = results.tasks[0]!.results.find((r) => r.optimizer === 'lopt:mulo-mnist')!;
-    expect(mine.finalTrainLoss).toBe(stated.finalTrainLoss);
+    const finalLoss = async (mode: 'native' | 'ops') => {
+      const prev = useKernels(mode);
+      try {
+        const results = await runBench({ suite, optimizers: ['lopt:mulo-mnist'], budget: 7, seeds: 1, outDir: join(dir, `bench-${mode}`), backend: 'wasm', run: runBenchUnit });
+        return results.tasks[0]!.results.find((r) => r.optimizer === 'lopt:mulo-mnist')!.finalTrainLoss!;
+      } finally {
+        useKernels(prev);
+      }
+    };
+    // The card was made on the tfjs-ops path: it reproduces bit for bit there.
+    expect(await finalLoss('ops')).toBe(stated.finalTrainLoss);
+    // The native kernels sum in another order; over 1,000+ training steps the rounding differences
+    // grow (training is chaotic), so the same run lands near, not on, the stated loss.
+    const native = await finalLoss('native');
+    expect(Math.abs(native - stated.finalTrainLoss!)).toBeLessThan(0.05 * stated.finalTrainLoss!);
   }, 300_000);
 });
 

@@ -5,6 +5,7 @@ import { benchMlpStep } from './mlpStep.js';
 import { benchOptimizerSteps } from './optimizerSteps.js';
 import { benchPopulation } from './population.js';
 import { benchMetaTraining } from './metaTraining.js';
+import { benchPesVsPytorch } from './pesVsPytorch.js';
 import { benchSmokeSuite } from './benchSmoke.js';
 import type { BenchRow } from './row.js';
 
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   if (want('population')) rows.push(...benchPopulation());
   if (want('learned-optimizer')) rows.push(...benchLearnedOptimizer());
   if (want('meta-training')) rows.push(...(await benchMetaTraining()));
+  if (want('meta-pes-vs-pytorch')) rows.push(...(await benchPesVsPytorch()));
   if (want('bench-smoke')) rows.push(...(await benchSmokeSuite()));
 
   const width = Math.max(...rows.map((r) => r.name.length));

@@ -50,6 +50,9 @@ export interface PerParamResult {
   finite: Uint8Array;
 }
 
+/** Seconds inside the kernel of the last call: accumulators; channel statistics; features + MLP + update (the bench reads it). */
+export const lastPerParamSeconds = new Float64Array(3);
+
 /** Indices that map each parameter to its row / col accumulator element (cached per shape). */
 interface FactorIndex {
   nRow: number;
@@ -132,7 +135,7 @@ export function perParamStep(
   const finite = new Uint8Array(T * P);
   const arrays: ArrayBufferView[] = [
     theta.w0, theta.b0, theta.w1, theta.b1, theta.w2, theta.b2,
-    theta.momentum, ada ? theta.rms : EMPTY_F32, ada ? theta.adafactor : EMPTY_F32, counts, finite,
+    theta.momentum, ada ? theta.rms : EMPTY_F32, ada ? theta.adafactor : EMPTY_F32, counts, finite, lastPerParamSeconds,
   ];
   const acc: Record<string, Float32Array>[] = [];
   const updates: Float32Array[] = [];

@@ -40,7 +40,7 @@ static int element_view(napi_env env, napi_value arr, uint32_t i, napi_typedarra
 
 #define HEADER_FIXED 10
 #define HEADER_PER_TENSOR 6
-#define ARRAYS_FIXED 11
+#define ARRAYS_FIXED 12
 #define ARRAYS_PER_TENSOR 11
 
 // perParamStep(header: Float64Array, arrays: TypedArray[]): see perParamStep.h for the layout.
@@ -78,8 +78,8 @@ static napi_value PerParamStep(napi_env env, napi_callback_info info) {
   View v[ARRAYS_FIXED];
   const napi_typedarray_type F = napi_float32_array;
   const size_t lengths[ARRAYS_FIXED] = {P * I * H, (size_t)P * H, (size_t)P * H * H, (size_t)P * H, (size_t)P * H * 2, (size_t)P * 2,
-                                        (size_t)P * K, ada ? (size_t)P : 0, ada ? (size_t)P * Ka : 0, (size_t)P, (size_t)T * P};
-  const napi_typedarray_type types[ARRAYS_FIXED] = {F, F, F, F, F, F, F, F, F, napi_float64_array, napi_uint8_array};
+                                        (size_t)P * K, ada ? (size_t)P : 0, ada ? (size_t)P * Ka : 0, (size_t)P, (size_t)T * P, 3};
+  const napi_typedarray_type types[ARRAYS_FIXED] = {F, F, F, F, F, F, F, F, F, napi_float64_array, napi_uint8_array, napi_float64_array};
   for (uint32_t i = 0; i < ARRAYS_FIXED; i++)
     if (!element_view(env, argv[1], i, types[i], lengths[i], &v[i])) {
       char msg[96];
@@ -97,6 +97,7 @@ static napi_value PerParamStep(napi_env env, napi_callback_info info) {
   a.decayAdafactor = v[8].data;
   a.counts = v[9].data;
   a.finiteOut = v[10].data;
+  a.seconds = v[11].data;
   LoptTensor tensors[T > 0 ? T : 1];
   a.tensor = tensors;
   for (int t = 0; t < T; t++) {

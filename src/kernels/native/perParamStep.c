@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "perParamStep.h"
 
@@ -251,6 +252,12 @@ static void build_features(const Item *it, size_t n0, int count, float *restrict
   }
 }
 
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static size_t blocks_of(size_t n) { return (n + BLOCK - 1) / BLOCK; }
 
 // Pass 2: one block's per-channel sums of squares.
@@ -348,7 +355,7 @@ int lopt_per_param_step(const LoptStepArgs *a) {
       }
   }
   const int threads = a->threads > 0 ? a->threads : 1;
-  (void)threads;
+  double t0 = now();
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int i = 0; i < nItems; i++) {
@@ -367,6 +374,7 @@ int lopt_per_param_step(const LoptStepArgs *a) {
     update_accumulators(it);
   }
 
+  double t1 = now();
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
   for (size_t q = 0; q < totalBlocks; q++) {
     const Item *it = &items[blockItem[q]];
@@ -389,6 +397,7 @@ int lopt_per_param_step(const LoptStepArgs *a) {
     }
   }
 
+  double t2 = now();
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
   for (size_t q = 0; q < totalBlocks; q++) {
     const Item *it = &items[blockItem[q]];
@@ -402,6 +411,12 @@ int lopt_per_param_step(const LoptStepArgs *a) {
     }
   }
 
+  double t3 = now();
+  if (a->seconds != NULL) {
+    a->seconds[0] = t1 - t0;
+    a->seconds[1] = t2 - t1;
+    a->seconds[2] = t3 - t2;
+  }
   for (int i = 0; i < nItems; i++) {
     free(items[i].rowFactor);
     free(items[i].w0sT);

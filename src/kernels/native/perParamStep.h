@@ -33,6 +33,7 @@ typedef struct {
   const float *decayAdafactor;  // [P][Ka]
   const double *counts;         // [P] step counts before this update
   uint8_t *finiteOut;           // [T][P]
+  double *seconds;              // [3], written: accumulators; channel statistics; features + MLP + update
   LoptTensor *tensor;           // [T]
 } LoptStepArgs;
 
