@@ -2,6 +2,7 @@
 // the whole population. Its tfjs-ops twin, the reference it is tested against, is tf.valueAndGrads
 // of tasks/mlp.ts's loss.
 import * as tf from '@tensorflow/tfjs-core';
+import { withHostArrays } from './hostArrays.js';
 import { kernelThreads, type NativeKernels } from './native.js';
 
 export const MLP_ACTIVATIONS = ['relu', 'tanh', 'gelu'] as const;
@@ -30,18 +31,19 @@ export function mlpLossAndGrads(
   const B = x.shape[1]!;
   const L = spec.dims.length - 1;
   const header = Int32Array.from([P, B, L, MLP_ACTIVATIONS.indexOf(spec.activation), kernelThreads(), ...spec.dims]);
-  const labels = y.dtype === 'int32' ? (y.dataSync() as Int32Array) : Int32Array.from(y.dataSync());
-  const params: Float32Array[] = [];
-  const grads: Float32Array[] = [];
-  for (let l = 0; l < L; l++) {
-    params.push(weights[l]!.dataSync() as Float32Array, biases[l]!.dataSync() as Float32Array);
-    grads.push(new Float32Array(weights[l]!.size), new Float32Array(biases[l]!.size));
-  }
+  const labels = y.dtype === 'int32' ? y : tf.cast(y, 'int32');
+  const params = weights.flatMap((w, l) => [w, biases[l]!]);
   const loss = new Float32Array(P);
-  native.mlpLossAndGrads(header, spec.readoutMult, x.dataSync() as Float32Array, labels, params, grads, loss);
+  const grads = withHostArrays(
+    [x, labels, ...params],
+    params.map((p) => p.shape),
+    params.map(() => null),
+    ([hx, hy, ...hp], outs) => native.mlpLossAndGrads(header, spec.readoutMult, hx as Float32Array, hy as Int32Array, hp as Float32Array[], outs, loss),
+  );
+  if (labels !== y) labels.dispose();
   return {
     losses: tf.tensor1d(loss, 'float32'),
-    weightGrads: weights.map((w, l) => tf.tensor(grads[2 * l]!, w.shape, 'float32')),
-    biasGrads: biases.map((b, l) => tf.tensor(grads[2 * l + 1]!, b.shape, 'float32')),
+    weightGrads: grads.filter((_, i) => i % 2 === 0),
+    biasGrads: grads.filter((_, i) => i % 2 === 1),
   };
 }

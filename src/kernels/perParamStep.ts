@@ -3,6 +3,7 @@
 // writes the updates, with no [P, C, N] feature block and one call per step. Its tfjs-ops twin —
 // the reference it is tested against — is src/lopt/features.ts + perParamMlp.ts.
 import * as tf from '@tensorflow/tfjs-core';
+import { withHostArrays } from './hostArrays.js';
 import { kernelThreads, type NativeKernels } from './native.js';
 
 export type PerParamKind = 'momentum' | 'adafactor';
@@ -113,13 +114,6 @@ export function factorIndex(shape: number[], dims: [number, number]): FactorInde
 const EMPTY_F32 = new Float32Array(0);
 const EMPTY_I32 = new Int32Array(0);
 
-/** A host copy of a tensor's values that the kernel may overwrite. */
-function ownedCopy(t: tf.Tensor): Float32Array {
-  const data = t.dataSync() as Float32Array;
-  // wasm's dataSync already copies out of its heap; cpu's hands out the tensor's own array.
-  return tf.getBackend() === 'wasm' ? data : data.slice();
-}
-
 export function perParamStep(
   native: NativeKernels,
   arch: PerParamArch,
@@ -133,43 +127,52 @@ export function perParamStep(
   const header = new Float64Array(10 + 6 * T);
   header.set([ada ? 1 : 0, P, T, arch.momenta, arch.adafactorDecays, arch.channels, arch.hidden, kernelThreads(), arch.stepMult, arch.expMult]);
   const finite = new Uint8Array(T * P);
-  const arrays: ArrayBufferView[] = [
-    theta.w0, theta.b0, theta.w1, theta.b1, theta.w2, theta.b2,
-    theta.momentum, ada ? theta.rms : EMPTY_F32, ada ? theta.adafactor : EMPTY_F32, counts, finite, lastPerParamSeconds,
-  ];
-  const acc: Record<string, Float32Array>[] = [];
-  const updates: Float32Array[] = [];
-  tensors.forEach((t, i) => {
-    const N = t.shape.reduce((a, b) => a * b, 1);
-    const fi = ada && t.factored !== null ? factorIndex(t.shape, t.factored) : null;
-    header.set([N, t.mupScale, fi ? 1 : 0, fi?.nRow ?? 0, fi?.nCol ?? 0, fi?.nRest ?? 0], 10 + 6 * i);
-    const a: Record<string, Float32Array> = {};
-    for (const [key, value] of Object.entries(t.acc)) a[key] = ownedCopy(value);
-    const update = new Float32Array(P * N);
-    arrays.push(
-      t.grad.dataSync() as Float32Array,
-      t.param.dataSync() as Float32Array,
-      a['m']!,
-      a['v'] ?? EMPTY_F32,
-      a['full'] ?? EMPTY_F32,
-      a['row'] ?? EMPTY_F32,
-      a['col'] ?? EMPTY_F32,
-      fi?.rowIndex ?? EMPTY_I32,
-      fi?.colIndex ?? EMPTY_I32,
-      fi?.restIndex ?? EMPTY_I32,
-      update,
-    );
-    acc.push(a);
-    updates.push(update);
+  // Per tensor: inputs grad, param; outputs update, then the accumulators in ACC_KEYS order (each
+  // starting as a copy of the old one: the kernel updates them in place).
+  const accKeys = tensors.map((t) => ACC_KEYS.filter((k) => t.acc[k] !== undefined));
+  const inputs = tensors.flatMap((t) => [t.grad, t.param]);
+  const shapes = tensors.flatMap((t, i) => [t.grad.shape, ...accKeys[i]!.map((k) => t.acc[k]!.shape)]);
+  const initial = tensors.flatMap((t, i) => [null, ...accKeys[i]!.map((k) => t.acc[k]!)]);
+  const outputs = withHostArrays(inputs, shapes, initial, (ins, outs) => {
+    const arrays: ArrayBufferView[] = [
+      theta.w0, theta.b0, theta.w1, theta.b1, theta.w2, theta.b2,
+      theta.momentum, ada ? theta.rms : EMPTY_F32, ada ? theta.adafactor : EMPTY_F32, counts, finite, lastPerParamSeconds,
+    ];
+    let o = 0;
+    tensors.forEach((t, i) => {
+      const N = t.shape.reduce((a, b) => a * b, 1);
+      const fi = ada && t.factored !== null ? factorIndex(t.shape, t.factored) : null;
+      header.set([N, t.mupScale, fi ? 1 : 0, fi?.nRow ?? 0, fi?.nCol ?? 0, fi?.nRest ?? 0], 10 + 6 * i);
+      const update = outs[o++]!;
+      const acc: Record<string, Float32Array> = {};
+      for (const k of accKeys[i]!) acc[k] = outs[o++]!;
+      arrays.push(
+        ins[2 * i]!,
+        ins[2 * i + 1]!,
+        acc['m']!,
+        acc['v'] ?? EMPTY_F32,
+        acc['full'] ?? EMPTY_F32,
+        acc['row'] ?? EMPTY_F32,
+        acc['col'] ?? EMPTY_F32,
+        fi?.rowIndex ?? EMPTY_I32,
+        fi?.colIndex ?? EMPTY_I32,
+        fi?.restIndex ?? EMPTY_I32,
+        update,
+      );
+    });
+    native.perParamStep(header, arrays);
   });
-  native.perParamStep(header, arrays);
-  return {
-    updates: updates.map((u, i) => tf.tensor(u, tensors[i]!.grad.shape, 'float32')),
-    acc: acc.map((a, i) => {
-      const out: Record<string, tf.Tensor> = {};
-      for (const [key, data] of Object.entries(a)) out[key] = tf.tensor(data, tensors[i]!.acc[key]!.shape, 'float32');
-      return out;
-    }),
-    finite,
-  };
+  const updates: tf.Tensor[] = [];
+  const acc: Record<string, tf.Tensor>[] = [];
+  let o = 0;
+  tensors.forEach((_, i) => {
+    updates.push(outputs[o++]!);
+    const a: Record<string, tf.Tensor> = {};
+    for (const k of accKeys[i]!) a[k] = outputs[o++]!;
+    acc.push(a);
+  });
+  return { updates, acc, finite };
 }
+
+/** The accumulators the kernel knows, in its argument order. */
+const ACC_KEYS = ['m', 'v', 'full', 'row', 'col'] as const;

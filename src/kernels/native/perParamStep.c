@@ -25,6 +25,8 @@
 #define MAX_CHANNELS 64
 #define TIME_FEATURES 11
 #define SMALL_HIDDEN 64
+// First of the 12 spread channels (row, col, rsqrt row, rsqrt col; 3 decays each) in the μLO layout.
+#define SPREAD_FIRST 13
 
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
@@ -186,7 +188,9 @@ static void update_accumulators(Item *it) {
 }
 
 // The raw channels of params [n0, n0 + count) into X[C][BLOCK] (zero-padded past count).
-static void build_features(const Item *it, size_t n0, int count, float *restrict X) {
+// withSpread = 0 skips the 12 channels that only spread a row/col value over the tensor (their
+// statistics come from the row/col vectors directly, see item_spread_sumsq).
+static void build_features(const Item *it, size_t n0, int count, float *restrict X, int withSpread) {
   const LoptStepArgs *a = it->a;
   const LoptTensor *t = it->t;
   const int p = it->member, K = a->momenta, Ka = a->adafactorDecays, C = a->channels;
@@ -243,11 +247,14 @@ static void build_features(const Item *it, size_t n0, int count, float *restrict
     for (int j = 0; j < count; j++) {
       const float both = rf[ri[j]] * cf[ci[j]];
       facG[o + j] = g[j] * both;
+      facM[o + j] = mk[j] * both;
+    }
+    if (!withSpread) continue;
+    for (int j = 0; j < count; j++) {
       rowF[o + j] = rk[ri[j]];
       colF[o + j] = ck[ci[j]];
       rsR[o + j] = rr[ri[j]];
       rsC[o + j] = rc[ci[j]];
-      facM[o + j] = mk[j] * both;
     }
   }
 }
@@ -265,12 +272,43 @@ static void block_sumsq(const Item *it, size_t b, double *out) {
   float X[MAX_CHANNELS * BLOCK] __attribute__((aligned(64)));
   const size_t n0 = b * BLOCK;
   const int count = (int)((it->t->size - n0) < BLOCK ? it->t->size - n0 : BLOCK);
-  build_features(it, n0, count, X);
+  const int spread = it->a->kind == KIND_ADAFACTOR && it->t->factored;
+  build_features(it, n0, count, X, !spread);
   for (int c = 0; c < it->a->channels; c++) {
+    if (spread && c >= SPREAD_FIRST && c < SPREAD_FIRST + 4 * it->a->adafactorDecays) {
+      out[c] = 0;
+      continue;
+    }
     float s = 0.0f;
     const float *x = X + (size_t)c * BLOCK;
     for (int j = 0; j < count; j++) s += x[j] * x[j];
     out[c] = s;
+  }
+}
+
+// The spread channels' sums of squares (row, col, rsqrt(row), rsqrt(col) per decay): each row value
+// stands for N/nRow parameters, each col value for N/nCol.
+static void item_spread_sumsq(Item *it) {
+  const LoptTensor *t = it->t;
+  const int p = it->member, Ka = it->a->adafactorDecays;
+  const float *row = t->row + (size_t)p * Ka * t->nRow, *col = t->col + (size_t)p * Ka * t->nCol;
+  const double perRow = (double)t->size / (double)t->nRow, perCol = (double)t->size / (double)t->nCol;
+  for (int k = 0; k < Ka; k++) {
+    double r = 0, c = 0, rr = 0, rc = 0;
+    for (size_t i = 0; i < t->nRow; i++) {
+      const float v = row[(size_t)k * t->nRow + i], s = it->rsRow[(size_t)k * t->nRow + i];
+      r += (double)v * v;
+      rr += (double)s * s;
+    }
+    for (size_t j = 0; j < t->nCol; j++) {
+      const float v = col[(size_t)k * t->nCol + j], s = it->rsCol[(size_t)k * t->nCol + j];
+      c += (double)v * v;
+      rc += (double)s * s;
+    }
+    it->sumsq[SPREAD_FIRST + k] = r * perRow;
+    it->sumsq[SPREAD_FIRST + Ka + k] = c * perCol;
+    it->sumsq[SPREAD_FIRST + 2 * Ka + k] = rr * perRow;
+    it->sumsq[SPREAD_FIRST + 3 * Ka + k] = rc * perCol;
   }
 }
 
@@ -307,7 +345,7 @@ static void block_update(const Item *it, size_t b, const float *w1T, const float
   float *out = h2 + (size_t)H * BLOCK;
   const size_t n0 = b * BLOCK;
   const int count = (int)((t->size - n0) < BLOCK ? t->size - n0 : BLOCK);
-  build_features(it, n0, count, X);
+  build_features(it, n0, count, X, 1);
   dense_block(it->w0sT, it->bias0, X, h1, H, C, 1);
   dense_block(w1T, a->b1 + (size_t)p * H, h1, h2, H, H, 1);
   dense_block(w2T, a->b2 + (size_t)p * 2, h2, out, 2, H, 0);
@@ -389,6 +427,7 @@ int lopt_per_param_step(const LoptStepArgs *a) {
       if (it->finite) {
         for (size_t b = 0; b < nb; b++)
           for (int c = 0; c < C; c++) it->sumsq[c] += partial[(q + b) * C + c];
+        if (a->kind == KIND_ADAFACTOR && it->t->factored) item_spread_sumsq(it);
         it->w0sT = malloc(sizeof(float) * (size_t)H * (C + 1));
         it->bias0 = it->w0sT + (size_t)H * C;
         prepare_first_layer(it);
