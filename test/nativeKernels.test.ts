@@ -3,6 +3,7 @@
 // NaN/Inf policy), the image-MLP task's loss and gradients, and the GEMM the bench times. The
 // tfjs-ops path is itself tested against float64 re-implementations of the references
 // (learnedOptimizer.test.ts runs those golden tests on both paths).
+import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
@@ -283,5 +284,24 @@ describe('the GEMM the bench times', () => {
         for (let k = 0; k < K; k++) s += a[m * K + k]! * b[k * N + n]!;
         expect(Math.abs(c[m * N + n]! - s)).toBeLessThan(1e-5 * K);
       }
+  });
+});
+
+describe('kernel settings from the environment', () => {
+  const cli = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ['dist/src/cli/lopt.js', 'demo'], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+
+  it('bad LOPT_KERNELS / LOPT_THREADS stop the command with a message naming what is allowed', () => {
+    const kernels = cli({ LOPT_KERNELS: 'fast' });
+    expect(kernels.status).not.toBe(0);
+    expect(kernels.stderr).toContain(`LOPT_KERNELS must be 'native' or 'ops'; got "fast"`);
+    const threads = cli({ LOPT_THREADS: '0' });
+    expect(threads.status).not.toBe(0);
+    expect(threads.stderr).toContain('LOPT_THREADS must be an integer in [1, 256]; got "0"');
+  });
+
+  it('the backend line says which path runs', () => {
+    expect(cli({ LOPT_THREADS: '1' }).stderr).toContain('native kernels on (1 thread)');
+    expect(cli({ LOPT_KERNELS: 'ops' }).stderr).toContain('native kernels off (LOPT_KERNELS=ops): tfjs-ops path');
   });
 });

@@ -1,6 +1,7 @@
 // Chooses the tfjs compute backend: tensorflow (native, when the user installed tfjs-node) →
 // wasm (SIMD, the default here) → cpu. See DESIGN.md "Compute backend".
 import * as tf from '@tensorflow/tfjs-core';
+import { kernelThreads, nativeKernelsStatus } from '../kernels/native.js';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 // tfjs-core's node bundle registers no gradients; tfjs-layers' bundle registers them all
@@ -48,7 +49,7 @@ export async function initBackend(
   }
   if (!announced.has(chosen)) {
     announced.add(chosen);
-    log(`lopt: backend ${describe(chosen)}`);
+    log(`lopt: backend ${describe(chosen)}; ${describeKernels(chosen)}`);
   }
   return chosen;
 }
@@ -107,6 +108,12 @@ async function tryNative(): Promise<string | null> {
     }
   }
   return reasons.join('; ');
+}
+
+function describeKernels(name: BackendName): string {
+  if (name === 'tensorflow') return 'learned optimizers and tasks on tfjs ops';
+  const why = nativeKernelsStatus();
+  return why === null ? `native kernels on (${kernelThreads()} thread${kernelThreads() === 1 ? '' : 's'})` : `native kernels off (${why}): tfjs-ops path`;
 }
 
 function describe(name: BackendName): string {

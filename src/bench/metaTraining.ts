@@ -9,6 +9,7 @@ import { flattenTheta, thetaSize, unflattenThetas } from '../meta/thetaVector.js
 import { metaTrain } from '../meta/trainer.js';
 import { cachedLearnedOptimizer, runTruncationUnit, type TruncationUnitInput, type TruncationUnitOutput } from '../meta/truncationUnit.js';
 import { UNITS_MODULE } from '../units.js';
+import { kernelThreads, setKernelThreads } from '../kernels/native.js';
 import { createUnitPool } from '../parallel/unitPool.js';
 import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import { taskFromName } from '../../tasks/registry.js';
@@ -221,8 +222,12 @@ export async function benchMetaTraining(): Promise<BenchRow[]> {
   try {
     // The smallest and the largest task of the mulo-mnist family.
     for (const task of [TASK, 'mlp-mnist8-w128-d2-relu-b128-mup']) {
+      // Worker scaling alone: one kernel thread per worker in both runs.
+      const threads = kernelThreads();
+      setKernelThreads(1);
       const one = await outerStepsPerSecond(task, 1, dir);
       const two = await outerStepsPerSecond(task, 2, dir);
+      setKernelThreads(threads);
       scaling.push({
         name: `meta-train: outer steps/s, 2 workers / 1 worker (${task})`,
         value: two.rate / one.rate,

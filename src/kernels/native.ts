@@ -30,8 +30,11 @@ const CANDIDATES = ['../../dist/native/lopt_kernels.node', '../../native/lopt_ke
 
 let loaded: NativeKernels | null | undefined;
 let loadError: string | null = null;
-let mode: KernelMode = parseMode(process.env['LOPT_KERNELS']);
-let threads: number = parseThreads(process.env['LOPT_THREADS']);
+// Read from the environment on first use, so that a bad value is an error of the command that
+// uses the kernels (which reports it), not of loading this module.
+let mode: KernelMode | undefined;
+let threads: number | undefined;
+const currentMode = (): KernelMode => (mode ??= parseMode(process.env['LOPT_KERNELS']));
 
 function parseMode(v: string | undefined): KernelMode {
   if (v === undefined || v === '' || v === 'native') return 'native';
@@ -64,20 +67,20 @@ function load(): NativeKernels | null {
 
 /** The native kernels, or null when they are not built or the ops path is forced. */
 export function nativeKernels(): NativeKernels | null {
-  if (mode === 'ops') return null;
+  if (currentMode() === 'ops') return null;
   if (loaded === undefined) loaded = load();
   return loaded;
 }
 
 /** Why the native kernels are not in use (null when they are). */
 export function nativeKernelsStatus(): string | null {
-  if (mode === 'ops') return 'LOPT_KERNELS=ops';
+  if (currentMode() === 'ops') return 'LOPT_KERNELS=ops';
   return nativeKernels() === null ? loadError : null;
 }
 
 /** Selects the path for the rest of the process (tests run both). Returns the previous mode. */
 export function useKernels(next: KernelMode): KernelMode {
-  const prev = mode;
+  const prev = currentMode();
   mode = parseMode(next);
   return prev;
 }
@@ -93,7 +96,7 @@ export function cpuKernels(backend: string): NativeKernels | null {
 
 /** Threads the native kernels use; results do not depend on it. */
 export function kernelThreads(): number {
-  return threads;
+  return (threads ??= parseThreads(process.env['LOPT_THREADS']));
 }
 
 export function setKernelThreads(n: number): void {

@@ -34,6 +34,8 @@ export interface UnitWorkerData {
   /** file URL of the (compiled, .js) units module. */
   unitsModule: string;
   backend: 'tensorflow' | 'wasm' | 'cpu' | 'auto';
+  /** Threads of the native kernels in each worker: the host's threads shared among the workers. */
+  kernelThreads: number;
 }
 
 export function isUnitStartNotice(value: unknown): value is UnitStartNotice {

@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { initBackend } from '../backend/select.js';
+import { kernelThreads } from '../kernels/native.js';
 import { isUnitStartNotice, type UnitReply, type UnitTask, type UnitWorkerData } from './protocol.js';
 
 export interface UnitPoolOptions {
@@ -108,7 +109,11 @@ async function createWorkerPool(
 ): Promise<UnitPool> {
   const unitsFile = toRunnableFile(options.unitsModule, 'units module', warn);
   const entryFile = toRunnableFile(ownSibling('workerEntry'), 'unit pool worker entry', warn);
-  const workerData: UnitWorkerData = { unitsModule: pathToFileURL(unitsFile).href, backend: options.backend };
+  const workerData: UnitWorkerData = {
+    unitsModule: pathToFileURL(unitsFile).href,
+    backend: options.backend,
+    kernelThreads: Math.max(1, Math.floor(kernelThreads() / workers)),
+  };
   const pool = new Piscina({
     filename: entryFile,
     minThreads: workers,
