@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
+import { useKernels } from '../src/kernels/native.js';
 import type { UnitRunner } from '../src/meta/estimator.js';
 import type { MetaTrainEvent } from '../src/meta/events.js';
 import { loadRecipe, parseRecipe, type Recipe } from '../src/meta/recipe.js';
@@ -95,30 +96,37 @@ describe('MetaTrainer', () => {
     expect(last).toBeLessThan(0.8 * first);
   });
 
-  it('resumes bit-identically after a graceful stop, and after a kill between checkpoints', async () => {
-    const r = recipe();
-    const full = await train(join(dir, 'full'), r);
-    expect(full.result.status).toBe('done');
+  for (const mode of ['native', 'ops'] as const) {
+    it(`resumes bit-identically after a graceful stop, and after a kill between checkpoints (${mode} path)`, async () => {
+      const prev = useKernels(mode);
+      try {
+        const r = recipe();
+        const full = await train(join(dir, `full-${mode}`), r);
+        expect(full.result.status).toBe('done');
 
-    // Graceful stop after 3 steps (as `q` or Ctrl-C): a checkpoint at step 3, then --resume.
-    const stoppedDir = join(dir, 'stopped');
-    const stopped = await train(stoppedDir, r, { stopAfter: 3 });
-    expect(stopped.result.status).toBe('stopped');
-    expect(stopped.events.some((e) => e.type === 'checkpoint' && e.reason === 'stop' && e.step === 3)).toBe(true);
-    const resumed = await train(stoppedDir, r, { resume: true });
-    expect(resumed.events[0]).toMatchObject({ type: 'run-start', startStep: 3 });
-    expect(Buffer.from(resumed.result.theta.buffer).equals(Buffer.from(full.result.theta.buffer))).toBe(true);
-    expect(await metrics(stoppedDir)).toEqual(await metrics(join(dir, 'full')));
+        // Graceful stop after 3 steps (as `q` or Ctrl-C): a checkpoint at step 3, then --resume.
+        const stoppedDir = join(dir, `stopped-${mode}`);
+        const stopped = await train(stoppedDir, r, { stopAfter: 3 });
+        expect(stopped.result.status).toBe('stopped');
+        expect(stopped.events.some((e) => e.type === 'checkpoint' && e.reason === 'stop' && e.step === 3)).toBe(true);
+        const resumed = await train(stoppedDir, r, { resume: true });
+        expect(resumed.events[0]).toMatchObject({ type: 'run-start', startStep: 3 });
+        expect(Buffer.from(resumed.result.theta.buffer).equals(Buffer.from(full.result.theta.buffer))).toBe(true);
+        expect(await metrics(stoppedDir)).toEqual(await metrics(join(dir, `full-${mode}`)));
 
-    // kill -9 after step 5: the stop checkpoint never existed, the newest is step 4.
-    const killedDir = join(dir, 'killed');
-    await train(killedDir, r, { stopAfter: 5 });
-    await rm(join(runPaths(killedDir).checkpoints, 'step-00000005.lopt'));
-    const again = await train(killedDir, r, { resume: true });
-    expect(again.events[0]).toMatchObject({ type: 'run-start', startStep: 4 });
-    expect(Buffer.from(again.result.theta.buffer).equals(Buffer.from(full.result.theta.buffer))).toBe(true);
-    expect(await metrics(killedDir)).toEqual(await metrics(join(dir, 'full')));
-  });
+        // kill -9 after step 5: the stop checkpoint never existed, the newest is step 4.
+        const killedDir = join(dir, `killed-${mode}`);
+        await train(killedDir, r, { stopAfter: 5 });
+        await rm(join(runPaths(killedDir).checkpoints, 'step-00000005.lopt'));
+        const again = await train(killedDir, r, { resume: true });
+        expect(again.events[0]).toMatchObject({ type: 'run-start', startStep: 4 });
+        expect(Buffer.from(again.result.theta.buffer).equals(Buffer.from(full.result.theta.buffer))).toBe(true);
+        expect(await metrics(killedDir)).toEqual(await metrics(join(dir, `full-${mode}`)));
+      } finally {
+        useKernels(prev);
+      }
+    });
+  }
 
   it('falls back to the previous checkpoint when the newest is corrupt, and says so', async () => {
     const r = recipe();

@@ -78,6 +78,11 @@ export function nativeKernelsStatus(): string | null {
   return nativeKernels() === null ? loadError : null;
 }
 
+/** The path chosen: 'native' (used when built and the backend allows) or 'ops'. */
+export function kernelMode(): KernelMode {
+  return currentMode();
+}
+
 /** Selects the path for the rest of the process (tests run both). Returns the previous mode. */
 export function useKernels(next: KernelMode): KernelMode {
   const prev = currentMode();

@@ -36,6 +36,8 @@ export interface UnitWorkerData {
   backend: 'tensorflow' | 'wasm' | 'cpu' | 'auto';
   /** Threads of the native kernels in each worker: the host's threads shared among the workers. */
   kernelThreads: number;
+  /** The host's choice of native kernels or tfjs ops (results differ in float rounding between the two). */
+  kernels: 'native' | 'ops';
 }
 
 export function isUnitStartNotice(value: unknown): value is UnitStartNotice {

@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { initBackend } from '../backend/select.js';
-import { kernelThreads } from '../kernels/native.js';
+import { kernelMode, kernelThreads } from '../kernels/native.js';
 import { isUnitStartNotice, type UnitReply, type UnitTask, type UnitWorkerData } from './protocol.js';
 
 export interface UnitPoolOptions {
@@ -113,6 +113,7 @@ async function createWorkerPool(
     unitsModule: pathToFileURL(unitsFile).href,
     backend: options.backend,
     kernelThreads: Math.max(1, Math.floor(kernelThreads() / workers)),
+    kernels: kernelMode(),
   };
   const pool = new Piscina({
     filename: entryFile,

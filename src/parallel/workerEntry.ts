@@ -7,7 +7,7 @@ import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { initBackend } from '../backend/select.js';
-import { setKernelThreads } from '../kernels/native.js';
+import { setKernelThreads, useKernels } from '../kernels/native.js';
 import type { UnitFailure, UnitReply, UnitStartNotice, UnitTask, UnitWorkerData } from './protocol.js';
 
 type RunUnit = (kind: string, input: unknown) => Promise<unknown> | unknown;
@@ -18,6 +18,7 @@ async function prepare(): Promise<RunUnit> {
   const data = workerData as UnitWorkerData;
   await initBackend({ backend: data.backend, log: () => {} });
   setKernelThreads(data.kernelThreads);
+  useKernels(data.kernels);
   const mod = (await import(data.unitsModule)) as { runUnit?: unknown };
   if (typeof mod.runUnit !== 'function') {
     throw new Error(`lopt: units module ${data.unitsModule} exports no runUnit(kind, input) function`);
