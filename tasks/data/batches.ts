@@ -88,13 +88,31 @@ function exampleBatches(
     throw new Error(`${label}: batchSize ${batchSize} is larger than the split's ${indices.length} examples; valid: 1..${indices.length}`);
   }
   const P = seeds.length;
-  const members = seeds.map((s) => ({ rng: Rng.from(s).fork(split), order: indices.slice(), pos: indices.length }));
+  // Members with equal seeds walk the same permutation: one walker per distinct seed, and a
+  // member whose seed came earlier copies that member's rows (antithetic pairs share their data).
+  const walkers = new Map<number, { rng: Rng; order: Int32Array; pos: number; first: number }>();
+  const firstOf = seeds.map((s, p) => {
+    let w = walkers.get(s);
+    if (w === undefined) {
+      w = { rng: Rng.from(s).fork(split), order: indices.slice(), pos: indices.length, first: p };
+      walkers.set(s, w);
+    }
+    return w.first;
+  });
+  const walkerOf = seeds.map((s) => walkers.get(s)!);
+  const rowsPerMember = batchSize * dim;
   return {
     next() {
-      const x = new Float32Array(P * batchSize * dim);
+      const x = new Float32Array(P * rowsPerMember);
       const y = new Int32Array(P * batchSize);
       for (let p = 0; p < P; p++) {
-        const m = members[p]!;
+        if (firstOf[p] !== p) {
+          const q = firstOf[p]!;
+          x.copyWithin(p * rowsPerMember, q * rowsPerMember, (q + 1) * rowsPerMember);
+          y.copyWithin(p * batchSize, q * batchSize, (q + 1) * batchSize);
+          continue;
+        }
+        const m = walkerOf[p]!;
         if (m.pos + batchSize > m.order.length) {
           m.rng.shuffle(m.order);
           m.pos = 0;
