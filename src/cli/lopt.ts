@@ -90,7 +90,8 @@ program
   })
   .addOption(backendOption)
   .option('--out <dir>', 'run folder (default runs/<recipe name>-<time>)')
-  .action(async (o: { recipe?: string; resume?: string; workers?: number; backend?: ReturnType<typeof parseBackendName>; out?: string }) => {
+  .option('--continuation <file>', 'with --recipe: start from this continuation file when it exists (any machine), and keep it updated at every checkpoint')
+  .action(async (o: { recipe?: string; resume?: string; workers?: number; backend?: ReturnType<typeof parseBackendName>; out?: string; continuation?: string }) => {
     process.exitCode = await metaTrainCommand(o);
   });
 

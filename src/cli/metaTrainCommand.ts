@@ -20,6 +20,7 @@ export interface MetaTrainCommandOptions {
   workers?: number;
   backend?: BackendName | 'auto';
   out?: string;
+  continuation?: string;
 }
 
 function timestamp(): string {
@@ -54,6 +55,9 @@ async function resolveRecipe(o: MetaTrainCommandOptions): Promise<{ recipe: Reci
 }
 
 export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<number> {
+  if (o.continuation !== undefined && (o.resume !== undefined || o.recipe === undefined)) {
+    throw new Error('meta-train: --continuation goes with --recipe (not --resume): lopt meta-train --recipe R.json --continuation STATE.lopt');
+  }
   const { recipe, runDir, resume } = await resolveRecipe(o);
   const units = recipe.estimators.reduce((s, e) => s + Math.ceil(e.particles / e.particlesPerUnit), 0);
   const workers = o.workers ?? Math.min(availableParallelism(), units);
@@ -95,6 +99,7 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
       backend,
       onEvent: reporter.listener,
       signal: stop.signal,
+      ...(o.continuation !== undefined ? { continuation: o.continuation } : {}),
     });
   } finally {
     await pool.close();
@@ -108,6 +113,7 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
   }
   if (result.status === 'stopped') {
     console.log(`stopped at outer step ${result.step}; continue with: lopt meta-train --resume ${runDir}`);
+    if (o.continuation !== undefined) console.log(`or on any machine, from the continuation file: lopt meta-train --recipe ${o.recipe} --continuation ${o.continuation}`);
     return 0;
   }
   console.log(`meta-trained theta: ${runPaths(runDir).theta} (metrics: ${runPaths(runDir).metrics})`);

@@ -48,6 +48,8 @@ export interface GradientEstimator {
   estimate(theta: Float32Array, outerStep: number, run: UnitRunner): Promise<EstimateResult>;
   snapshot(): EstimatorSnapshot;
   restore(snapshot: EstimatorSnapshot): void;
+  /** Drops the inner state: every particle starts a new episode (desynchronized) at `outerStep`, as after a resample. */
+  restart(outerStep: number): void;
 }
 
 /**

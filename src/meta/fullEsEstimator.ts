@@ -81,5 +81,7 @@ export function fullEsEstimator(o: FullEsEstimatorOptions): GradientEstimator {
     // Nothing persists between outer steps: every draw is a function of (root, outer step).
     snapshot: () => ({ json: {}, arrays: {} }),
     restore: () => undefined,
+    // Every estimate runs whole episodes from initialization: nothing to drop.
+    restart: () => undefined,
   };
 }

@@ -3,7 +3,7 @@
 // whoever listens (the dashboard, the plain log, tests). Knows nothing of the terminal.
 import { writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { saveCheckpoint } from '../checkpoint/index.js';
+import { gitCommit, saveCheckpoint } from '../checkpoint/index.js';
 import { learnedOptimizerCheckpoint } from '../lopt/io.js';
 import type { Checkpoint, JsonValue, TensorTable } from '../checkpoint/format.js';
 import { createLearnedOptimizer } from '../lopt/registry.js';
@@ -15,6 +15,7 @@ import { disposeState, replaceLeaves, stateLeaves, type StateLeaf } from '../tre
 import { buildEstimators } from './buildEstimators.js';
 import type { EstimateResult, GradientEstimator, UnitRunner } from './estimator.js';
 import type { MetaTrainListener } from './events.js';
+import { readContinuation, writeContinuation, type Segment } from './continuation.js';
 import { recipeHash, type Recipe } from './recipe.js';
 import {
   appendMetrics,
@@ -45,6 +46,12 @@ export interface MetaTrainOptions {
   stopAfter?: number;
   /** Wall clock in ms (tests may fake it for the every-M-minutes policy). */
   now?: () => number;
+  /**
+   * A continuation file (continuation.ts): start from it when it exists (theta, outer state and
+   * step; particles restart as after a resample), and rewrite it at every checkpoint with this
+   * segment added. It is small, so a run can be committed and continued on another machine.
+   */
+  continuation?: string;
 }
 
 export interface MetaTrainResult {
@@ -104,7 +111,19 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
   await prepareRunDir(runDir);
   let state: OuterState;
   let resumedFrom: string | null = null;
-  if (options.resume) {
+  let segments: Segment[] = [];
+  if (options.resume && options.continuation !== undefined) {
+    throw new Error('meta-train: --resume continues a run folder exactly, --continuation continues from a continuation file; give one');
+  }
+  const continued = options.continuation !== undefined ? await readContinuation(options.continuation, lo, hash) : null;
+  if (continued !== null) {
+    state = restoreOuter(continued.checkpoint, options.continuation!, lo, opt);
+    segments = continued.segments;
+    // As after a resample: every particle starts a new episode, desynchronized again.
+    for (const e of estimators) e.restart(state.step);
+    resumedFrom = options.continuation!;
+    await trimMetrics(runDir, state.step);
+  } else if (options.resume) {
     const found = await newestCheckpoint(runDir, (message) => emit({ type: 'warning', message }));
     state = restore(found.checkpoint, found.path, lo, opt, estimators, hash);
     resumedFrom = found.path;
@@ -131,13 +150,25 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
     estimators: estimators.map((e) => e.label),
   });
 
-  let lastCheckpoint: string | null = resumedFrom;
+  let lastCheckpoint: string | null = options.resume ? resumedFrom : null;
   let lastCheckpointTime = now();
   const stepSeconds: number[] = [];
+  const segmentStart = state.step;
   const checkpoint = async (reason: 'steps' | 'minutes' | 'stop' | 'final') => {
     const path = `${paths.checkpoints}/${checkpointName(state.step)}`;
     await saveCheckpoint(path, await toCheckpoint(state, lo, estimators, hash, recipe, options.backend, true));
     await pruneCheckpoints(runDir, recipe.checkpoint.keep);
+    if (options.continuation !== undefined) {
+      const segment: Segment = {
+        commit: (await gitCommit()) ?? 'unknown',
+        fromStep: segmentStart,
+        toStep: state.step,
+        seconds: stepSeconds.reduce((a, b) => a + b, 0),
+        backend: options.backend,
+      };
+      const outer = await toCheckpoint(state, lo, [], hash, recipe, options.backend, true);
+      await writeContinuation(options.continuation, outer, [...segments, segment]);
+    }
     lastCheckpoint = path;
     lastCheckpointTime = now();
     emit({ type: 'checkpoint', step: state.step, path, reason });
@@ -265,16 +296,34 @@ function restore(
   hash: string,
 ): OuterState {
   const t = ckpt.training!;
-  const s = t.state as { recipeHash?: unknown; step?: unknown; outerNumbers?: unknown; estimators?: unknown };
+  const s = t.state as { recipeHash?: unknown; estimators?: unknown };
   if (s.recipeHash !== hash) {
     throw new Error(
       `meta-train --resume: ${path} was written by another recipe (recipe hash ${String(s.recipeHash)}, this recipe ${hash}); ` +
         'resume with the recipe the run started with (its copy is recipe.json in the run folder)',
     );
   }
-  if (ckpt.arch !== lo.arch) throw new Error(`meta-train --resume: ${path} holds a ${ckpt.arch}, the recipe trains a ${lo.arch}`);
+  const outer = restoreOuter(ckpt, path, lo, opt);
+  const arrays: Record<string, Float32Array> = {};
+  t.arrays.names.forEach((name, i) => (arrays[name] = t.arrays.data[i]!));
+  const est = Array.isArray(s.estimators) ? s.estimators : [];
+  if (est.length !== estimators.length) throw new Error(`meta-train --resume: ${path} holds ${est.length} estimator states, the recipe has ${estimators.length}`);
+  estimators.forEach((e, i) => {
+    const prefix = `estimator-${i}/`;
+    const own: Record<string, Float32Array> = {};
+    for (const [name, a] of Object.entries(arrays)) if (name.startsWith(prefix)) own[name.slice(prefix.length)] = a;
+    e.restore({ json: est[i] as { [key: string]: JsonValue }, arrays: own });
+  });
+  return outer;
+}
+
+/** Theta, the outer optimizer's state and the step, from a checkpoint or a continuation file. */
+function restoreOuter(ckpt: Checkpoint, path: string, lo: LearnedOptimizer, opt: Optimizer): OuterState {
+  if (ckpt.arch !== lo.arch) throw new Error(`meta-train: ${path} holds a ${ckpt.arch}, the recipe trains a ${lo.arch}`);
+  const t = ckpt.training!;
+  const s = t.state as { step?: unknown; outerNumbers?: unknown };
   const step = s.step;
-  if (!Number.isSafeInteger(step) || (step as number) < 0) throw new Error(`meta-train --resume: ${path} has no valid step`);
+  if (!Number.isSafeInteger(step) || (step as number) < 0) throw new Error(`meta-train: ${path} has no valid step`);
   const arrays: Record<string, Float32Array> = {};
   t.arrays.names.forEach((name, i) => (arrays[name] = t.arrays.data[i]!));
   const thetaFlat = new Float32Array(thetaSize(lo));
@@ -283,7 +332,7 @@ function restore(
     thetaFlat.set(d, off);
     off += d.length;
   });
-  if (off !== thetaFlat.length) throw new Error(`meta-train --resume: ${path} theta has ${off} values, ${lo.arch} needs ${thetaFlat.length}`);
+  if (off !== thetaFlat.length) throw new Error(`meta-train: ${path} theta has ${off} values, ${lo.arch} needs ${thetaFlat.length}`);
 
   const thetaParams = unflattenTheta(lo, thetaFlat);
   const template = opt.init(thetaParams);
@@ -293,23 +342,14 @@ function restore(
   const leaves: StateLeaf[] = stateLeaves(template.inner).map((leaf, i) => {
     if (leaf instanceof tf.Tensor) {
       const a = arrays[`outer/${i}`];
-      if (a === undefined || a.length !== leaf.size) throw new Error(`meta-train --resume: ${path} outer-optimizer state does not match`);
+      if (a === undefined || a.length !== leaf.size) throw new Error(`meta-train: ${path} outer-optimizer state does not match`);
       return tf.tensor(a, leaf.shape, 'float32');
     }
     const v = numbers[ni++];
-    if (typeof v !== 'number') throw new Error(`meta-train --resume: ${path} outer-optimizer state does not match`);
+    if (typeof v !== 'number') throw new Error(`meta-train: ${path} outer-optimizer state does not match`);
     return v;
   });
   const inner = replaceLeaves(template.inner, leaves);
   disposeState(template.inner);
-
-  const est = Array.isArray(s.estimators) ? s.estimators : [];
-  if (est.length !== estimators.length) throw new Error(`meta-train --resume: ${path} holds ${est.length} estimator states, the recipe has ${estimators.length}`);
-  estimators.forEach((e, i) => {
-    const prefix = `estimator-${i}/`;
-    const own: Record<string, Float32Array> = {};
-    for (const [name, a] of Object.entries(arrays)) if (name.startsWith(prefix)) own[name.slice(prefix.length)] = a;
-    e.restore({ json: est[i] as { [key: string]: JsonValue }, arrays: own });
-  });
   return { step: step as number, theta: thetaFlat, opt: { spec: template.spec, inner } };
 }

@@ -122,6 +122,14 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
       };
     },
 
+    restart(outerStep) {
+      // Episode numbers from the outer step, so the draws differ from the start's (a later clash
+      // with a natural episode number would only repeat one draw).
+      particles = restartedParticles(o.root, particles.map((p) => ({ ...p, episode: outerStep })), o.lengths, o.initialOffset);
+      unitStates = units.map(() => null);
+      accumulators.fill(0);
+    },
+
     restore(snapshot) {
       const json = snapshot.json as { particles?: unknown; units?: unknown };
       const ps = json.particles;
