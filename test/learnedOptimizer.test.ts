@@ -3,6 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   factoredDims,
+  fractionFeatures,
   initAccumulators,
   normalizedFeatures,
   tensorFeatures,
@@ -508,6 +509,56 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
       expect(u.slice(9).every((x) => x === 0)).toBe(true);
       expect(warnings).toEqual(['w[member 1]']);
       expect(arr((r.state.inner as { acc: Record<string, Record<string, tf.Tensor>> }).acc['w']!['m']!).slice(54).every((x) => x === 0)).toBe(true);
+    });
+  });
+
+  describe('fraction-of-training features (lopt variant)', () => {
+    it("are VeLO's embedding tanh(10·(step/total − c))", () => {
+      expect(fractionFeatures(0, 100)).toEqual([0.03, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1].map((c) => Math.tanh(-10 * c)));
+      expect(fractionFeatures(50, 100)[3]).toBeCloseTo(Math.tanh(1), 12);
+    });
+
+    it('with their rows of w0 at zero, the variant steps exactly as μLO; otherwise the step depends on totalSteps', () => {
+      const plain = smallFcLopt();
+      const variant = smallFcLopt({ fractionFeatures: true });
+      expect(variant.thetaShapes['mlp/w0']).toEqual([48, 32]);
+      const theta = randomTheta(plain, 31);
+      const w0 = theta['mlp/w0']!;
+      const zeroRows = tf.concat([w0, tf.zeros([9, 32])], 0);
+      const thetaV: Params = { ...theta, 'mlp/w0': zeroRows };
+      const p = { w: tf.randomNormal([6, 4], 0, 1, 'float32', 3), b: tf.randomNormal([4], 0, 1, 'float32', 4) };
+      const g = { w: tf.randomNormal([6, 4], 0, 0.1, 'float32', 5), b: tf.randomNormal([4], 0, 0.1, 'float32', 6) };
+      const run = (lo: LearnedOptimizer, th: Params, totalSteps: number) => {
+        const opt = lo.optimizer(th, { totalSteps });
+        const r = opt.update(g, opt.init(p), p);
+        return { w: arr(r.updates['w']!), b: arr(r.updates['b']!) };
+      };
+      const [rv, rp] = [run(variant, thetaV, 10), run(plain, theta, 10)];
+      if (mode === 'ops') expect(rv).toEqual(rp);
+      // The kernel folds 20 global features instead of 11 into the bias: zeros, but another FMA chain.
+      expectClose(rv.w, rp.w);
+      expectClose(rv.b, rp.b);
+      const rows = tf.concat([w0, tf.fill([9, 32], 0.3)], 0);
+      const thetaR: Params = { ...theta, 'mlp/w0': rows };
+      // At step 0 the fraction is 0 for any horizon; after 5 steps it is 5/10 or 5/1000.
+      const after = (totalSteps: number) => {
+        const opt = variant.optimizer(thetaR, { totalSteps });
+        let state = opt.init(p);
+        let out: number[] = [];
+        for (let s = 0; s < 6; s++) {
+          const r = opt.update(g, state, p);
+          out = arr(r.updates['w']!);
+          state = r.state;
+        }
+        return out;
+      };
+      expect(after(10)).not.toEqual(after(1000));
+    });
+
+    it('refuses to run without totalSteps, saying how to give it', () => {
+      const lo = smallFcLopt({ fractionFeatures: true });
+      const opt = lo.optimizer(lo.initTheta(1));
+      expect(() => opt.init({ w: tf.zeros([2, 2]) })).toThrow(/needs the planned number of steps: totalSteps .*asTfjsOptimizer\(\{ totalSteps: 5000 \}\)/);
     });
   });
 

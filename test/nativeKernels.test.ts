@@ -104,7 +104,7 @@ const mupScale = (name: string) => (name === 'tied' ? 0.2 : 1);
 
 function compareSteps(lo: LearnedOptimizer, P: number | undefined, steps: number, restartAt?: number, gradFor?: (s: number) => Params): void {
   const theta = P === undefined ? randomTheta(lo, 3) : stackThetas(Array.from({ length: P }, (_, k) => randomTheta(lo, 3 + k)));
-  const options = P === undefined ? { mupScale } : { population: P, memberSteps: true, mupScale };
+  const options = P === undefined ? { mupScale, totalSteps: 20 } : { population: P, memberSteps: true, mupScale, totalSteps: 20 };
   const params = memberParams(P, 1, 1);
   const runs = (['native', 'ops'] as const).map((mode) => {
     const opt = lo.optimizer(theta, options);
@@ -133,7 +133,7 @@ function compareSteps(lo: LearnedOptimizer, P: number | undefined, steps: number
         const acc = selectMembers(inner.acc, (fresh.inner as unknown as { acc: StateTree }).acc, take);
         disposeState(inner.acc);
         disposeState(fresh.inner);
-        r.state = { ...r.state, inner: { count: inner.count.map((c, k) => (take[k] ? 0 : c)), acc } as unknown as StateTree };
+        r.state = { ...r.state, inner: { ...inner, count: inner.count.map((c, k) => (take[k] ? 0 : c)), acc } as unknown as StateTree };
       }
     });
     disposeParams(grads);
@@ -144,9 +144,14 @@ function compareSteps(lo: LearnedOptimizer, P: number | undefined, steps: number
 }
 
 describe('the fused per-parameter step equals the tfjs-ops path', () => {
-  for (const make of [() => smallFcLopt({ hiddenSize: 32 }), () => mlpLopt({ hiddenSize: 32 }), () => smallFcLopt({ hiddenSize: 5 })]) {
+  for (const make of [
+    () => smallFcLopt({ hiddenSize: 32 }),
+    () => mlpLopt({ hiddenSize: 32 }),
+    () => smallFcLopt({ hiddenSize: 5 }),
+    () => smallFcLopt({ fractionFeatures: true }),
+  ]) {
     const lo = make();
-    const label = `${lo.arch} (hidden ${lo.thetaShapes['mlp/w1']![0]})`;
+    const label = `${lo.arch} (hidden ${lo.thetaShapes['mlp/w1']![0]}${lo.config['fractionFeatures'] ? ', fraction features' : ''})`;
     it(`${label}, P = 1 (no population axis), every rank, 4 steps`, () => compareSteps(lo, undefined, 4));
     it(`${label}, P = 3 with desynchronized step counts and a restart of member 1`, () => compareSteps(lo, 3, 4, 1));
   }
@@ -218,8 +223,8 @@ describe('the fused per-parameter step equals the tfjs-ops path', () => {
 
   it('the kernel refuses arrays of the wrong length instead of reading past them', () => {
     const native = nativeKernels()!;
-    expect(() => native.perParamStep(new Float64Array(10), [])).toThrow(/inconsistent header|wrong length/);
-    const header = new Float64Array([1, 1, 0, 3, 3, 28, 4, 1, 0.01, 0.001]);
+    expect(() => native.perParamStep(new Float64Array(11), [])).toThrow(/inconsistent header|wrong length/);
+    const header = new Float64Array([1, 1, 0, 3, 3, 28, 4, 1, 0.01, 0.001, 11]);
     const arrays = [new Float32Array(39 * 4), new Float32Array(4), new Float32Array(16), new Float32Array(4), new Float32Array(8), new Float32Array(1)];
     expect(() => native.perParamStep(header, arrays)).toThrow(/arrays has the wrong length/);
     expect(() => native.sgemm(new Float32Array(5), new Float32Array(6), new Float32Array(6), 2, 3, 2, 1)).toThrow(/Float32Arrays of M·K/);

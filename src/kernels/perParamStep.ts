@@ -19,7 +19,7 @@ export interface PerParamArch {
   expMult: number;
 }
 
-/** Per-member MLP weights and decays, host copies: w0 [P, C+11, H] … b2 [P, 2]; decays [P, K]. */
+/** Per-member MLP weights and decays, host copies: w0 [P, C+G, H] … b2 [P, 2]; decays [P, K]. */
 export interface PerParamTheta {
   w0: Float32Array;
   b0: Float32Array;
@@ -111,6 +111,8 @@ export function factorIndex(shape: number[], dims: [number, number]): FactorInde
   return out;
 }
 
+/** Fixed header entries before the per-tensor ones (addon.c HEADER_FIXED). */
+const HEADER = 11;
 const EMPTY_F32 = new Float32Array(0);
 const EMPTY_I32 = new Int32Array(0);
 
@@ -119,13 +121,14 @@ export function perParamStep(
   arch: PerParamArch,
   P: number,
   theta: PerParamTheta,
-  counts: Float64Array,
+  globals: Float32Array,
   tensors: PerParamTensor[],
 ): PerParamResult {
   const T = tensors.length;
   const ada = arch.kind === 'adafactor';
-  const header = new Float64Array(10 + 6 * T);
-  header.set([ada ? 1 : 0, P, T, arch.momenta, arch.adafactorDecays, arch.channels, arch.hidden, kernelThreads(), arch.stepMult, arch.expMult]);
+  const G = globals.length / P;
+  const header = new Float64Array(HEADER + 6 * T);
+  header.set([ada ? 1 : 0, P, T, arch.momenta, arch.adafactorDecays, arch.channels, arch.hidden, kernelThreads(), arch.stepMult, arch.expMult, G]);
   const finite = new Uint8Array(T * P);
   // Per tensor: inputs grad, param; outputs update, then the accumulators in ACC_KEYS order (each
   // starting as a copy of the old one: the kernel updates them in place).
@@ -136,13 +139,13 @@ export function perParamStep(
   const outputs = withHostArrays(inputs, shapes, initial, (ins, outs) => {
     const arrays: ArrayBufferView[] = [
       theta.w0, theta.b0, theta.w1, theta.b1, theta.w2, theta.b2,
-      theta.momentum, ada ? theta.rms : EMPTY_F32, ada ? theta.adafactor : EMPTY_F32, counts, finite, lastPerParamSeconds,
+      theta.momentum, ada ? theta.rms : EMPTY_F32, ada ? theta.adafactor : EMPTY_F32, globals, finite, lastPerParamSeconds,
     ];
     let o = 0;
     tensors.forEach((t, i) => {
       const N = t.shape.reduce((a, b) => a * b, 1);
       const fi = ada && t.factored !== null ? factorIndex(t.shape, t.factored) : null;
-      header.set([N, t.mupScale, fi ? 1 : 0, fi?.nRow ?? 0, fi?.nCol ?? 0, fi?.nRest ?? 0], 10 + 6 * i);
+      header.set([N, t.mupScale, fi ? 1 : 0, fi?.nRow ?? 0, fi?.nCol ?? 0, fi?.nRest ?? 0], HEADER + 6 * i);
       const update = outs[o++]!;
       const acc: Record<string, Float32Array> = {};
       for (const k of accKeys[i]!) acc[k] = outs[o++]!;

@@ -11,6 +11,19 @@ import * as tf from '@tensorflow/tfjs-core';
 export const TIME_SCALES = [1, 3, 10, 30, 100, 300, 1e3, 3e3, 1e4, 3e4, 1e5] as const;
 export const TIME_FEATURES = TIME_SCALES.length;
 
+/**
+ * Where the fraction-of-training embedding tanh(10·(f − c)) is centred: VeLO's
+ * `_fractional_tanh_embed` (learned_optimization/research/general_lopt/hyper_v2.py).
+ */
+export const FRACTION_POINTS = [0.03, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1] as const;
+export const FRACTION_FEATURES = FRACTION_POINTS.length;
+
+/** tanh(10·(step/totalSteps − c)) for every c: how much of the planned run is done (host float64). */
+export function fractionFeatures(step: number, totalSteps: number): number[] {
+  const f = step / totalSteps;
+  return FRACTION_POINTS.map((c) => Math.tanh(10 * (f - c)));
+}
+
 /** ε of the per-channel second-moment normalizer x·rsqrt(ε + mean(x²)). */
 export const NORMALIZER_EPS = 1e-5;
 /** ε added to g² in the Adafactor accumulators. */

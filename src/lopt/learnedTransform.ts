@@ -7,6 +7,7 @@ import type { Params } from '../tree/params.js';
 import {
   channelCount,
   factoredDims,
+  fractionFeatures,
   memberShape,
   initAccumulators,
   tensorFeatures,
@@ -28,6 +29,8 @@ export interface ArchRuntime {
   adafactorDecays: number;
   stepMult: number;
   expMult: number;
+  /** The fraction-of-training features (VeLO's embedding) after the time features: needs totalSteps. */
+  fractionFeatures: boolean;
   /** Decays per member from theta (every tensor [P, ...]). */
   decays(theta: Params): Decays;
   /** The MLP weights from theta (every tensor [P, ...]). */
@@ -57,9 +60,26 @@ export interface LearnedTransformOptions extends LearnedOptimizerOptions {
  * desynchronized and restart their episodes at different steps); otherwise one shared number.
  */
 export interface LearnedState {
+  /** Also `horizon` (architectures with fraction features): the planned run length, one per member with `memberSteps`. */
   [key: string]: number | number[] | Record<string, Accumulators>;
   count: number | number[];
   acc: Record<string, Accumulators>;
+}
+
+function horizonOf(state: LearnedState): number | number[] | undefined {
+  return state['horizon'] as number | number[] | undefined;
+}
+
+/** Sets every member's planned run length (meta-training: each particle's episode length). */
+export function withHorizons<S>(state: S, horizons: number[]): S {
+  const s = state as unknown as LearnedState;
+  if (s === null || typeof s !== 'object') return state;
+  const h = horizonOf(s);
+  if (h === undefined) return state;
+  if (!Array.isArray(h) || h.length !== horizons.length) {
+    throw new Error(`withHorizons: the state holds ${Array.isArray(h) ? h.length : 1} horizons, ${horizons.length} given`);
+  }
+  return { ...s, horizon: horizons.slice() } as unknown as S;
 }
 
 export function learnedTransform(
@@ -122,7 +142,16 @@ export function learnedTransform(
         const shape = population === undefined ? [1, ...p.shape] : p.shape;
         acc[name] = initAccumulators(rt.kind, rt.momenta, rt.adafactorDecays, shape);
       }
-      return { count: options.memberSteps ? new Array<number>(P).fill(0) : 0, acc };
+      const count = options.memberSteps ? new Array<number>(P).fill(0) : 0;
+      if (!rt.fractionFeatures) return { count, acc } as LearnedState;
+      const total = options.totalSteps;
+      if (total === undefined || !Number.isFinite(total) || total < 1) {
+        throw new Error(
+          `${rt.name} with fraction features needs the planned number of steps: totalSteps (an integer ≥ 1; got ${String(total)}), ` +
+            'e.g. optimizer(theta, { totalSteps: 5000 }) or asTfjsOptimizer({ totalSteps: 5000 })',
+        );
+      }
+      return { count, horizon: options.memberSteps ? new Array<number>(P).fill(total) : total, acc };
     },
 
     update(grads, state, params) {
@@ -131,6 +160,15 @@ export function learnedTransform(
         throw new Error(`${rt.name}: state holds ${counts.length} member step counts for a population of ${P}`);
       }
       const stepOf = (member: number): number => (Array.isArray(counts) ? counts[member]! : counts);
+      const horizon = horizonOf(state);
+      if (rt.fractionFeatures && horizon === undefined) throw new Error(`${rt.name} with fraction features: the state holds no horizon (totalSteps)`);
+      const memberHorizon = (member: number): number => (Array.isArray(horizon) ? horizon[member]! : horizon!);
+      // The features every parameter of a member shares: time, and the fraction of the run done.
+      const globalRow = (member: number): number[] => {
+        const time = timeFeatures(stepOf(member));
+        return rt.fractionFeatures ? [...time, ...fractionFeatures(stepOf(member), memberHorizon(member))] : time;
+      };
+      const globals = Array.isArray(counts) || Array.isArray(horizon) ? Array.from({ length: P }, (_, k) => globalRow(k)) : [globalRow(0)];
       const native = channels <= 64 ? cpuKernels(tf.getBackend()) : null;
       if (native !== null) {
         const names = Object.keys(grads);
@@ -139,7 +177,7 @@ export function learnedTransform(
           nativeArch(),
           P,
           hostTheta(),
-          Float64Array.from({ length: P }, (_, k) => stepOf(k)),
+          Float32Array.from(Array.from({ length: P }, (_, k) => globals[globals.length === 1 ? 0 : k]!).flat()),
           names.map((name) => ({
             shape: memberShape(withPShape(params[name]!)),
             factored: rt.kind === 'adafactor' ? factoredDims(memberShape(withPShape(params[name]!))) : null,
@@ -161,17 +199,13 @@ export function learnedTransform(
           }
         });
         const count = Array.isArray(counts) ? counts.map((c) => c + 1) : counts + 1;
-        return { updates, state: { count, acc } };
+        return { updates, state: { ...state, count, acc } };
       }
       const thetaP: Params = {};
       for (const [name, t] of Object.entries(theta)) thetaP[name] = withP(t);
       const decays = rt.decays(thetaP);
       const weights = rt.mlp(thetaP);
-      const first = firstLayer(
-        weights,
-        Array.isArray(counts) ? counts.map((c) => timeFeatures(c)) : timeFeatures(counts),
-        channels,
-      );
+      const first = firstLayer(weights, globals, channels);
       const names = Object.keys(grads);
       const features = names.map((name) => tensorFeatures(rt.kind, withP(grads[name]!), withP(params[name]!), state.acc[name]!, decays));
       const outputs = P > 1 && names.length > 1 ? sharedMlp(features, weights, first) : features.map((f) => mlpOutputs(f.raw, f.scale, weights, first));
@@ -221,7 +255,7 @@ export function learnedTransform(
       });
       // The counter advances on a skipped step too: the time features track the position in the run.
       const count = Array.isArray(counts) ? counts.map((c) => c + 1) : counts + 1;
-      return { updates, state: { count, acc } };
+      return { updates, state: { ...state, count, acc } };
     },
   };
 }

@@ -39,6 +39,7 @@ export function mlpLopt(config: MlpLoptConfig = {}): LearnedOptimizer {
       adafactorDecays: 0,
       stepMult,
       expMult,
+      fractionFeatures: false,
       // Fixed decays, the same for every member.
       decays: (theta: Params) => {
         const P = theta['mlp/b2']!.shape[0]!;

@@ -1,10 +1,9 @@
-// The per-parameter MLP (C + 11 → H → H → 2, ReLU) applied to one tensor's features for every
+// The per-parameter MLP (C + G → H → H → 2, ReLU; G global features: time, fraction of training) applied to one tensor's features for every
 // population member at once.
 import * as tf from '@tensorflow/tfjs-core';
 import { isFastMatMulInstalled } from '../backend/wasmFastMatMul.js';
-import { TIME_FEATURES } from './features.js';
 
-/** MLP weights with a leading population axis: w0 [P, C+11, H], b0 [P, H], w1 [P, H, H], b1 [P, H], w2 [P, H, 2], b2 [P, 2]. */
+/** MLP weights with a leading population axis: w0 [P, C+G, H], b0 [P, H], w1 [P, H, H], b1 [P, H], w2 [P, H, 2], b2 [P, 2]. */
 export interface MlpWeights {
   w0: tf.Tensor3D;
   b0: tf.Tensor2D;
@@ -18,19 +17,21 @@ export interface MlpWeights {
 export interface FirstLayer {
   /** Rows of w0 for the normalized channels [P, C, H]. */
   wChannels: tf.Tensor3D;
-  /** b0 + time·w0[C:] [P, H]: the 11 time features are equal for every parameter, so their product is one bias per step. */
+  /**
+   * b0 + global·w0[C:] [P, H]: the global features (the 11 time features, and the fraction of
+   * training where the architecture has it) are equal for every parameter, so their product is
+   * one bias per step.
+   */
   bias: tf.Tensor2D;
 }
 
-/** `time`: the 11 time features shared by every member, or one row of them per member. */
-export function firstLayer(w: MlpWeights, time: readonly number[] | readonly (readonly number[])[], channels: number): FirstLayer {
+/** `global`: one row of global features per member ([P][G]). */
+export function firstLayer(w: MlpWeights, global: readonly (readonly number[])[], channels: number): FirstLayer {
   const [P, , H] = w.w0.shape;
+  const G = global[0]!.length;
   const wChannels = tf.slice(w.w0, [0, 0, 0], [P, channels, H]);
-  const wTime = tf.slice(w.w0, [0, channels, 0], [P, TIME_FEATURES, H]);
-  const perMember = time.length > 0 && Array.isArray(time[0]);
-  const t = perMember
-    ? tf.tensor3d((time as readonly (readonly number[])[]).flat(), [P, TIME_FEATURES, 1])
-    : tf.tensor3d(Array.from(time as readonly number[]), [1, TIME_FEATURES, 1]);
+  const wTime = tf.slice(w.w0, [0, channels, 0], [P, G, H]);
+  const t = tf.tensor3d(global.flat(), [global.length, G, 1]);
   const bias = tf.add(w.b0, tf.sum(tf.mul(wTime, t), 1)) as tf.Tensor2D;
   return { wChannels, bias };
 }

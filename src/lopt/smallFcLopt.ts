@@ -1,7 +1,7 @@
 // μLO / small_fc_lopt: learned_optimization's AdafacMLPLOpt (DESIGN.md "Learned optimizers").
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../tree/params.js';
-import { TIME_FEATURES } from './features.js';
+import { FRACTION_FEATURES, TIME_FEATURES } from './features.js';
 import { mlpThetaShapes, mlpWeightsOf } from './perParamMlp.js';
 import { perParamLopt } from './perParamLopt.js';
 import { checkConfig } from './theta.js';
@@ -22,9 +22,15 @@ export interface SmallFcLoptConfig {
   stepMult?: number;
   /** Multiplier of the magnitude output inside exp (0.001). */
   expMult?: number;
+  /**
+   * lopt's variant (not in the reference): 9 more inputs, VeLO's embedding of the fraction of the
+   * planned run done, tanh(10·(step/totalSteps − c)); the optimizer then needs totalSteps. Default
+   * false: exactly μLO.
+   */
+  fractionFeatures?: boolean;
 }
 
-export const SMALL_FC_CONFIG_KEYS = { hiddenSize: 'number', mup: 'boolean', stepMult: 'number', expMult: 'number' } as const;
+export const SMALL_FC_CONFIG_KEYS = { hiddenSize: 'number', mup: 'boolean', stepMult: 'number', expMult: 'number', fractionFeatures: 'boolean' } as const;
 
 /** β = 1 − (1 − β₀)·exp(10·θ) per member: θ [P, K] → [P, K]. */
 export function metaDecays(offsets: tf.Tensor, base: readonly number[], clip: boolean): tf.Tensor2D {
@@ -42,17 +48,20 @@ export function smallFcLopt(config: SmallFcLoptConfig = {}): LearnedOptimizer {
   const mup = config.mup ?? true;
   const stepMult = config.stepMult ?? (mup ? 0.01 : 0.001);
   const expMult = config.expMult ?? 0.001;
+  const fraction = config.fractionFeatures ?? false;
+  const inputs = SMALL_FC_FEATURES + (fraction ? FRACTION_FEATURES : 0);
   const thetaShapes = {
-    ...mlpThetaShapes(SMALL_FC_FEATURES, hiddenSize),
+    ...mlpThetaShapes(inputs, hiddenSize),
     'decay/momentum': [MOMENTUM_DECAYS.length],
     'decay/rms': [RMS_DECAYS.length],
     'decay/adafactor': [ADAFACTOR_DECAYS.length],
   };
   return perParamLopt({
     arch: 'small_fc_lopt',
-    config: { hiddenSize, mup, stepMult, expMult },
+    // The variant's flag is in the config only when set, so μLO's config (and checkpoints) stay as they were.
+    config: { hiddenSize, mup, stepMult, expMult, ...(fraction ? { fractionFeatures: true } : {}) },
     thetaShapes,
-    fanIn: { 'mlp/w0': SMALL_FC_FEATURES, 'mlp/w1': hiddenSize, 'mlp/w2': hiddenSize },
+    fanIn: { 'mlp/w0': inputs, 'mlp/w1': hiddenSize, 'mlp/w2': hiddenSize },
     runtime: {
       name: 'small_fc_lopt',
       kind: 'adafactor',
@@ -60,6 +69,7 @@ export function smallFcLopt(config: SmallFcLoptConfig = {}): LearnedOptimizer {
       adafactorDecays: ADAFACTOR_DECAYS.length,
       stepMult,
       expMult,
+      fractionFeatures: fraction,
       // Momentum decays are not clipped; second-moment and Adafactor decays are (as the reference).
       decays: (theta: Params) => ({
         momentum: metaDecays(theta['decay/momentum']!, MOMENTUM_DECAYS, false),

@@ -52,7 +52,7 @@ export function compareWithAdam(
 ): ComparisonRow[] {
   const task = taskFromName(o.task);
   const thetaParams = unflattenTheta(lo, theta);
-  const learned = lo.optimizer(thetaParams, { mupScale: { ...task.mupScale } });
+  const learned = lo.optimizer(thetaParams, { mupScale: { ...task.mupScale }, totalSteps: o.steps });
   const rows: ComparisonRow[] = [
     { optimizer: `learned (${lo.arch})`, ...train(o.task, learned, o.steps, o.seed) },
     ...o.adamLrs.map((lr) => ({ optimizer: `adam lr=${lr}`, ...train(o.task, adam({ learningRate: lr }), o.steps, o.seed) })),

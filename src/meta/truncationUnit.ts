@@ -4,6 +4,7 @@
 // thread or in a worker; its result depends on its input and the backend only.
 import * as tf from '@tensorflow/tfjs-core';
 import type { LearnedOptimizer } from '../lopt/types.js';
+import { withHorizons } from '../lopt/learnedTransform.js';
 import { createLearnedOptimizer } from '../lopt/registry.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { selectMembers } from '../tree/memberSelect.js';
@@ -104,7 +105,8 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
   const initSeedOf = (j: number) => episodeSeeds(input.root, input.particles[j]!, states[j]!.episode).initSeed;
 
   const theta = unflattenThetas(lo, input.thetas, P);
-  const opt = lo.optimizer(theta, { population: P, memberSteps: true, mupScale: { ...task.mupScale } });
+  // totalSteps: a placeholder the episodes replace (planEpisodes) for architectures that read it.
+  const opt = lo.optimizer(theta, { population: P, memberSteps: true, mupScale: { ...task.mupScale }, totalSteps: 1 });
   let params: Params;
   let state: OptimizerState;
   if (input.state === null) {
@@ -129,6 +131,9 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
     }
   }
 
+  // Architectures that read the fraction of training done plan each member's run as its particle's episode.
+  const planEpisodes = (s: OptimizerState): OptimizerState => ({ ...s, inner: withHorizons(s.inner, states.flatMap((p) => [p.length, p.length])) });
+  state = planEpisodes(state);
   const streams: BatchStream[] = input.particles.map((p, j) => task.batches('train', [truncationDataSeed(input.root, p, states[j]!), truncationDataSeed(input.root, p, states[j]!)]));
   // Starting from initialization is the start of an episode: PES's accumulator restarts too.
   const resetStep = new Int32Array(k).fill(input.state === null ? 0 : -1);
@@ -147,7 +152,10 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
         const seed = truncationDataSeed(input.root, input.particles[j]!, s);
         streams[j] = task.batches('train', [seed, seed]);
       });
-      if (take.some((b) => b)) ({ params, state } = restartMembers(task, opt, params, state, take, memberSeeds(initSeedOf)));
+      if (take.some((b) => b)) {
+        ({ params, state } = restartMembers(task, opt, params, state, take, memberSeeds(initSeedOf)));
+        state = planEpisodes(state);
+      }
 
       const batch = nextBatch(streams);
       const { losses: value, grads } = lossAndGrads(task, params, batch);

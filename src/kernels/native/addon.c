@@ -38,7 +38,7 @@ static int element_view(napi_env env, napi_value arr, uint32_t i, napi_typedarra
   return out->type == type && out->length == length;
 }
 
-#define HEADER_FIXED 10
+#define HEADER_FIXED 11
 #define HEADER_PER_TENSOR 6
 #define ARRAYS_FIXED 12
 #define ARRAYS_PER_TENSOR 11
@@ -65,21 +65,22 @@ static napi_value PerParamStep(napi_env env, napi_callback_info info) {
   a.threads = (int)hd[7];
   a.stepMult = (float)hd[8];
   a.expMult = (float)hd[9];
-  const int P = a.population, T = a.tensors, K = a.momenta, Ka = a.adafactorDecays, C = a.channels, H = a.hidden;
+  a.globalFeatures = (int)hd[10];
+  const int P = a.population, T = a.tensors, K = a.momenta, Ka = a.adafactorDecays, C = a.channels, H = a.hidden, G = a.globalFeatures;
   const int ada = a.kind == KIND_ADAFACTOR;
-  if (P < 1 || T < 0 || K < 1 || C < 1 || C > 64 || H < 1 || (ada && Ka != K) || h.length != (size_t)(HEADER_FIXED + HEADER_PER_TENSOR * T))
+  if (P < 1 || T < 0 || K < 1 || C < 1 || C > 64 || G < 0 || G > 64 || H < 1 || (ada && Ka != K) || h.length != (size_t)(HEADER_FIXED + HEADER_PER_TENSOR * T))
     THROW(env, "perParamStep: inconsistent header");
   bool isArray;
   uint32_t n;
   if (napi_is_array(env, argv[1], &isArray) != napi_ok || !isArray || napi_get_array_length(env, argv[1], &n) != napi_ok ||
       n != (uint32_t)(ARRAYS_FIXED + ARRAYS_PER_TENSOR * T))
     THROW(env, "perParamStep: arrays has the wrong length");
-  const size_t I = (size_t)C + 11;
+  const size_t I = (size_t)C + G;
   View v[ARRAYS_FIXED];
   const napi_typedarray_type F = napi_float32_array;
   const size_t lengths[ARRAYS_FIXED] = {P * I * H, (size_t)P * H, (size_t)P * H * H, (size_t)P * H, (size_t)P * H * 2, (size_t)P * 2,
-                                        (size_t)P * K, ada ? (size_t)P : 0, ada ? (size_t)P * Ka : 0, (size_t)P, (size_t)T * P, 3};
-  const napi_typedarray_type types[ARRAYS_FIXED] = {F, F, F, F, F, F, F, F, F, napi_float64_array, napi_uint8_array, napi_float64_array};
+                                        (size_t)P * K, ada ? (size_t)P : 0, ada ? (size_t)P * Ka : 0, (size_t)P * G, (size_t)T * P, 3};
+  const napi_typedarray_type types[ARRAYS_FIXED] = {F, F, F, F, F, F, F, F, F, F, napi_uint8_array, napi_float64_array};
   for (uint32_t i = 0; i < ARRAYS_FIXED; i++)
     if (!element_view(env, argv[1], i, types[i], lengths[i], &v[i])) {
       char msg[96];
@@ -95,7 +96,7 @@ static napi_value PerParamStep(napi_env env, napi_callback_info info) {
   a.decayMomentum = v[6].data;
   a.decayRms = v[7].data;
   a.decayAdafactor = v[8].data;
-  a.counts = v[9].data;
+  a.globals = v[9].data;
   a.finiteOut = v[10].data;
   a.seconds = v[11].data;
   LoptTensor tensors[T > 0 ? T : 1];

@@ -5,7 +5,7 @@
 // reference path, itself tested against a float64 re-implementation of learned_optimization):
 //   accumulators (in place) → 28 (adafactor) or 2+K (momentum) channels → per-channel
 //   x·rsqrt(1e-5 + mean(x²)) folded into the first layer's weights → MLP C+11 → H → H → 2 with the
-//   11 time features folded into the first bias → update = −stepMult·mupScale·d·exp(expMult·m).
+//   per-member global features (time, fraction of training) folded into the first bias → update = −stepMult·mupScale·d·exp(expMult·m).
 //
 // Work is split into fixed blocks of BLOCK parameters; per-block partial sums are added in block
 // order, so the result does not depend on the number of threads.
@@ -23,7 +23,6 @@
 
 #define BLOCK 64
 #define MAX_CHANNELS 64
-#define TIME_FEATURES 11
 #define SMALL_HIDDEN 64
 // First of the 12 spread channels (row, col, rsqrt row, rsqrt col; 3 decays each) in the μLO layout.
 #define SPREAD_FIRST 13
@@ -32,8 +31,6 @@ typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
 
 static inline vf relu_v(vf v) { return (vf)((vi)v & (v > 0)); }
-
-static const double TIME_SCALES[TIME_FEATURES] = {1, 3, 10, 30, 100, 300, 1e3, 3e3, 1e4, 3e4, 1e5};
 
 static inline float rsqrtf_(float x) { return 1.0f / sqrtf(x); }
 
@@ -313,21 +310,21 @@ static void item_spread_sumsq(Item *it) {
 }
 
 // Pass 3: the per-tensor first layer: channel scales folded into w0 (transposed to [H][C]) and
-// the time features folded into b0.
+// the member's global features (the same for every parameter: time, fraction of training) folded
+// into b0.
 static void prepare_first_layer(Item *it) {
   const LoptStepArgs *a = it->a;
-  const int p = it->member, C = a->channels, H = a->hidden, I = C + TIME_FEATURES;
+  const int p = it->member, C = a->channels, H = a->hidden, G = a->globalFeatures, I = C + G;
   const float *w0 = a->w0 + (size_t)p * I * H;
   const double N = (double)it->t->size;
   for (int c = 0; c < C; c++) {
     const float scale = rsqrtf_((float)(it->sumsq[c] / N) + 1e-5f);
     for (int h = 0; h < H; h++) it->w0sT[(size_t)h * C + c] = w0[(size_t)c * H + h] * scale;
   }
-  float time[TIME_FEATURES];
-  for (int i = 0; i < TIME_FEATURES; i++) time[i] = (float)tanh(a->counts[p] / TIME_SCALES[i] - 1.0);
+  const float *global = a->globals + (size_t)p * G;
   for (int h = 0; h < H; h++) {
     float s = 0.0f;
-    for (int i = 0; i < TIME_FEATURES; i++) s += w0[(size_t)(C + i) * H + h] * time[i];
+    for (int i = 0; i < G; i++) s += w0[(size_t)(C + i) * H + h] * global[i];
     it->bias0[h] = a->b0[(size_t)p * H + h] + s;
   }
 }

@@ -25,13 +25,13 @@ typedef struct {
 } LoptTensor;
 
 typedef struct {
-  int kind, population, tensors, momenta, adafactorDecays, channels, hidden, threads;
+  int kind, population, tensors, momenta, adafactorDecays, channels, globalFeatures, hidden, threads;
   float stepMult, expMult;
-  const float *w0, *b0, *w1, *b1, *w2, *b2;  // [P][C+11][H], [P][H], [P][H][H], [P][H], [P][H][2], [P][2]
+  const float *w0, *b0, *w1, *b1, *w2, *b2;  // [P][C+G][H], [P][H], [P][H][H], [P][H], [P][H][2], [P][2]
   const float *decayMomentum;   // [P][K]
   const float *decayRms;        // [P]
   const float *decayAdafactor;  // [P][Ka]
-  const double *counts;         // [P] step counts before this update
+  const float *globals;         // [P][G]: features equal for every parameter (time, fraction of training)
   uint8_t *finiteOut;           // [T][P]
   double *seconds;              // [3], written: accumulators; channel statistics; features + MLP + update
   LoptTensor *tensor;           // [T]
