@@ -44,3 +44,31 @@ describe('fraction features in truncation units', () => {
     expect(Math.max(...episodes)).toBeGreaterThan(0);
   });
 });
+
+describe('linear loss weighting', () => {
+  it("weighs step t of an episode of length L by 2(t+1)/L in the meta-loss, and leaves the raw losses alone", () => {
+    const lo = cachedLearnedOptimizer('small_fc_lopt', {});
+    const theta = flattenTheta(lo, lo.initTheta(2));
+    const lengths = { kind: 'fixed' as const, steps: 20 };
+    const input: TruncationUnitInput = {
+      task: 'mlp-mnist8-w8-d1-relu-b8-mup',
+      lopt: { arch: 'small_fc_lopt', config: {} },
+      root: 'weighting',
+      particles: [0],
+      particleStates: initialParticles('weighting', 1, lengths, 0),
+      lengths,
+      thetas: perturbedThetas(theta, sampleNoise('weighting', 0, 1, theta.length), 0.01, 0, 1),
+      steps: 5,
+      start: 'persistent',
+      state: null,
+    };
+    const uniform = runTruncationUnit(input);
+    const linear = runTruncationUnit({ ...input, lossWeighting: 'linear' });
+    expect(Array.from(linear.rawLosses)).toEqual(Array.from(uniform.rawLosses));
+    for (let t = 0; t < 5; t++) {
+      for (let m = 0; m < 2; m++) {
+        expect(linear.losses[t * 2 + m]).toBeCloseTo(uniform.losses[t * 2 + m]! * ((2 * (t + 1)) / 20), 6);
+      }
+    }
+  });
+});

@@ -38,6 +38,7 @@ export function buildEstimators(recipe: Recipe, lo: LearnedOptimizer): GradientE
       lengths: lengthsOf(spec),
       initialOffset: spec.initialOffset,
       resampleEvery: spec.resampleEvery,
+      lossWeighting: spec.lossWeighting ?? 'uniform',
     });
   });
 }

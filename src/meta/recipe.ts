@@ -40,6 +40,12 @@ const truncated = {
   initialOffset: int(0).default(0),
   /** Every N outer steps each unit draws a new task from the family (0: never; the first draw is kept). */
   resampleEvery: int(0).default(0),
+  /**
+   * How each inner step's loss counts in the meta-loss: 'uniform' (the default: the episode's
+   * mean loss) or 'linear' (step t of an episode of length L weighs 2(t+1)/L: the end of
+   * training counts most, the mean weight is ~1). No default written, so older recipes keep their hash.
+   */
+  lossWeighting: z.enum(['uniform', 'linear']).optional(),
 };
 
 const estimatorSchema = z.discriminatedUnion('type', [

@@ -26,6 +26,8 @@ export interface TruncatedEstimatorOptions extends EstimatorOptions {
    * over (desynchronized again); 0: a unit keeps the task drawn at the start.
    */
   resampleEvery: number;
+  /** How an inner step's loss counts in the meta-loss (recipe.ts). */
+  lossWeighting?: 'uniform' | 'linear';
 }
 
 export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstimator {
@@ -69,6 +71,7 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
             steps: o.truncationLength,
             start: o.kind === 'truncated-es' ? 'shared' : 'persistent',
             state: unitStates[ui]!,
+            ...(o.lossWeighting === 'linear' ? { lossWeighting: 'linear' as const } : {}),
           }),
         ),
       );

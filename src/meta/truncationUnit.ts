@@ -52,6 +52,8 @@ export interface TruncationUnitInput {
   /** null: every particle (re)starts its current episode from its initialization. */
   state: UnitState | null;
   finalLoss?: FinalLossSpec;
+  /** 'linear': step t of an episode of length L weighs 2(t+1)/L in `losses` (rawLosses stay unweighted). */
+  lossWeighting?: 'linear';
 }
 
 export interface TruncationUnitOutput {
@@ -161,7 +163,13 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
       const { losses: value, grads } = lossAndGrads(task, params, batch);
       tf.dispose(Object.values(batch));
       rawRows.push(value);
-      lossRows.push(tf.tidy(() => task.normalizeLoss(value)));
+      if (input.lossWeighting === 'linear') {
+        const weights = tf.tensor1d(states.flatMap((s) => [2 * (s.step + 1) / s.length, 2 * (s.step + 1) / s.length]));
+        lossRows.push(tf.tidy(() => tf.mul(task.normalizeLoss(value), weights)));
+        weights.dispose();
+      } else {
+        lossRows.push(tf.tidy(() => task.normalizeLoss(value)));
+      }
       const next = opt.step(params, grads, state);
       tf.dispose(Object.values(grads));
       params = next.params;
