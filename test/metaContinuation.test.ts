@@ -12,6 +12,7 @@ import { parseRecipe, type Recipe } from '../src/meta/recipe.js';
 import { metaTrain, type MetaTrainOptions } from '../src/meta/trainer.js';
 import { runTruncationUnit } from '../src/meta/truncationUnit.js';
 import { listCheckpoints } from '../src/meta/runDir.js';
+import { metaTrainCommand } from '../src/cli/metaTrainCommand.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -124,5 +125,12 @@ describe('continuation files', () => {
     const corrupt = join(dir, 'c-corrupt.lopt');
     await writeFile(corrupt, bytes.subarray(0, bytes.length - 100));
     await expect(train(join(dir, 'c4'), recipe(), { continuation: corrupt })).rejects.toThrow(/c-corrupt\.lopt/);
+  });
+});
+
+describe('lopt meta-train --continuation', () => {
+  it('goes with --recipe only', async () => {
+    await expect(metaTrainCommand({ continuation: join(dir, 'x.lopt'), resume: join(dir, 'a') })).rejects.toThrow(/--continuation goes with --recipe \(not --resume\)/);
+    await expect(metaTrainCommand({ continuation: join(dir, 'x.lopt') })).rejects.toThrow(/--continuation goes with --recipe/);
   });
 });
