@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
+import { loadCheckpoint } from '../src/checkpoint/index.js';
 import { useKernels } from '../src/kernels/native.js';
 import type { UnitRunner } from '../src/meta/estimator.js';
 import type { MetaTrainEvent } from '../src/meta/events.js';
@@ -127,6 +128,26 @@ describe('MetaTrainer', () => {
       }
     });
   }
+
+  it('zeroOutput starts theta with the MLP output layer at zero (and only it)', async () => {
+    const base = recipe();
+    const zero = recipe({ learnedOptimizer: { arch: 'mlp_lopt', config: { hiddenSize: 8 }, zeroOutput: true } });
+    const thetaAt0 = async (r: Recipe, name: string) => {
+      const res = await train(join(dir, name), r, { stopAfter: 0 });
+      expect(res.result.step).toBe(0);
+      const [newest] = await listCheckpoints(join(dir, name));
+      const ckpt = await loadCheckpoint(newest!.path);
+      return Object.fromEntries(ckpt.theta.names.map((n, i) => [n, Array.from(ckpt.theta.data[i]!)]));
+    };
+    const a = await thetaAt0(base, 'zero-a');
+    const b = await thetaAt0(zero, 'zero-b');
+    for (const name of Object.keys(a)) {
+      if (name === 'mlp/w2' || name === 'mlp/b2') {
+        expect(b[name]!.every((x) => x === 0)).toBe(true);
+        expect(a[name]!.some((x) => x !== 0) || name === 'mlp/b2').toBe(true);
+      } else expect(b[name]).toEqual(a[name]);
+    }
+  });
 
   it('falls back to the previous checkpoint when the newest is corrupt, and says so', async () => {
     const r = recipe();

@@ -70,6 +70,12 @@ export const recipeSchema = z.strictObject({
     config: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
     /** Seed of initTheta (defaults to the recipe seed). */
     initSeed: int(0).optional(),
+    /**
+     * Start with the per-parameter MLP's output layer (mlp/w2, mlp/b2) at zero: the first
+     * optimizer makes no step, so long episodes begin at a finite loss rather than diverging to
+     * the normalizer's cap, where antithetic pairs tie and PES has no signal.
+     */
+    zeroOutput: z.boolean().optional(),
   }),
   /** One or more estimators; their meta-gradients are averaged each outer step (μLO_M: one per width). */
   estimators: z.array(estimatorSchema).min(1, { error: 'must list at least one estimator' }),

@@ -130,6 +130,7 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
     await trimMetrics(runDir, state.step);
   } else {
     const theta0 = lo.initTheta(recipe.learnedOptimizer.initSeed ?? recipe.seed);
+    if (recipe.learnedOptimizer.zeroOutput) zeroOutputLayer(lo, theta0);
     state = { step: 0, theta: flattenTheta(lo, theta0), opt: opt.init(theta0) };
     tf.dispose(Object.values(theta0));
     await trimMetrics(runDir, -1);
@@ -244,6 +245,16 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
   disposeState(state.opt.inner);
   emit({ type: 'run-end', step: state.step, status, checkpoint: lastCheckpoint, ...(error ? { error: error.message } : {}) });
   return { status, step: state.step, theta: state.theta, lastCheckpoint, ...(error ? { error } : {}) };
+}
+
+/** mlp/w2 and mlp/b2 → 0 (recipe learnedOptimizer.zeroOutput). */
+function zeroOutputLayer(lo: LearnedOptimizer, theta: Record<string, tf.Tensor>): void {
+  for (const name of ['mlp/w2', 'mlp/b2']) {
+    const t = theta[name];
+    if (t === undefined) throw new Error(`recipe: learnedOptimizer.zeroOutput needs an MLP output layer; ${lo.arch} has no '${name}'`);
+    theta[name] = tf.zerosLike(t);
+    t.dispose();
+  }
 }
 
 function outerUpdate(state: OuterState, grad: Float32Array, lo: LearnedOptimizer, opt: Optimizer): OuterState {
