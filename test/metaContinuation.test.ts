@@ -109,6 +109,15 @@ describe('continuation files', () => {
       [0, 3],
       [3, 6],
     ]);
+    // The per-step history spans both segments: the first three steps as the first machine logged them.
+    const ckpt = await loadCheckpoint(file);
+    const history = (key: string) => Array.from(ckpt.training!.arrays.data[ckpt.training!.arrays.names.indexOf(`history/${key}`)]!);
+    const logged = (await readFile(join(dir, 'b1', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { metaLoss: number; metaGradNorm: number });
+    expect(history('metaLoss')).toHaveLength(6);
+    expect(history('metaGradNorm')).toHaveLength(6);
+    expect(history('seconds').every((s) => s > 0)).toBe(true);
+    expect(history('metaLoss').slice(0, 3)).toEqual(logged.map((m) => Math.fround(m.metaLoss)));
+    expect(history('metaGradNorm').slice(0, 3)).toEqual(logged.map((m) => Math.fround(m.metaGradNorm)));
     // The same continuation file gives the same run.
     const again = await train(join(dir, 'b3'), recipe(), { continuation: copy });
     expect(Buffer.from(again.result.theta.buffer).equals(Buffer.from(first.result.theta.buffer))).toBe(true);

@@ -1,6 +1,6 @@
 // A continuation file: the small state a meta-training run continues from on any machine —
 // theta, the outer optimizer's state, the outer step and the recipe hash, plus the segments run so
-// far (commit, steps, wall time) — without the particles' inner state, which a continued run
+// far (commit, steps, wall time) and the per-step meta-loss, meta-gradient norm and time — without the particles' inner state, which a continued run
 // restarts as after a resample. It is an ordinary `.lopt` checkpoint (validated on load: it is
 // untrusted input) whose training state says `kind: 'continuation'`; ~30 KB for μLO, small
 // enough to commit before a machine goes away.
@@ -20,6 +20,15 @@ export interface Segment {
 }
 
 const KIND = 'continuation';
+
+/** Per outer step since step 0, so that a run's curves survive the machines it ran on. */
+export interface History {
+  metaLoss: number[];
+  metaGradNorm: number[];
+  seconds: number[];
+}
+
+const HISTORY_KEYS = ['metaLoss', 'metaGradNorm', 'seconds'] as const;
 
 function parseSegments(path: string, value: unknown): Segment[] {
   if (!Array.isArray(value) || value.length > 100_000) throw new Error(`${path}: training.state.segments must be a list of segments`);
@@ -47,7 +56,11 @@ function parseSegments(path: string, value: unknown): Segment[] {
 }
 
 /** The continuation at `path`, or null when there is no file yet. Refuses another recipe's or architecture's file. */
-export async function readContinuation(path: string, lo: LearnedOptimizer, recipeHash: string): Promise<{ checkpoint: Checkpoint; segments: Segment[] } | null> {
+export async function readContinuation(
+  path: string,
+  lo: LearnedOptimizer,
+  recipeHash: string,
+): Promise<{ checkpoint: Checkpoint; segments: Segment[]; history: History } | null> {
   if (!existsSync(path)) return null;
   const checkpoint = await loadCheckpoint(path);
   const state = checkpoint.training?.state;
@@ -64,12 +77,27 @@ export async function readContinuation(path: string, lo: LearnedOptimizer, recip
   if (last !== undefined && last.toStep !== state['step']) {
     throw new Error(`${path}: its last segment ends at step ${last.toStep} but its state is at step ${String(state['step'])}`);
   }
-  return { checkpoint, segments };
+  const arrays = checkpoint.training!.arrays;
+  const history = {} as History;
+  for (const key of HISTORY_KEYS) {
+    const i = arrays.names.indexOf(`history/${key}`);
+    if (i < 0 || arrays.data[i]!.length !== state['step']) {
+      throw new Error(`${path}: training.arrays must hold history/${key} with one value per outer step (${String(state['step'])})`);
+    }
+    history[key] = Array.from(arrays.data[i]!);
+  }
+  return { checkpoint, segments, history };
 }
 
 /** Writes `checkpoint` (theta and the outer state, no estimator state) as a continuation, atomically. */
-export async function writeContinuation(path: string, checkpoint: Checkpoint, segments: Segment[]): Promise<void> {
+export async function writeContinuation(path: string, checkpoint: Checkpoint, segments: Segment[], history: History): Promise<void> {
   if (checkpoint.training === undefined) throw new Error('writeContinuation: the checkpoint holds no outer state');
   checkpoint.training.state = { ...checkpoint.training.state, kind: KIND, segments: segments.map((s) => ({ ...s })) };
+  const arrays = checkpoint.training.arrays;
+  for (const key of HISTORY_KEYS) {
+    arrays.names.push(`history/${key}`);
+    arrays.shapes.push([history[key].length]);
+    arrays.data.push(Float32Array.from(history[key]));
+  }
   await saveCheckpoint(path, checkpoint);
 }

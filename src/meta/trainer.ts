@@ -15,7 +15,7 @@ import { disposeState, replaceLeaves, stateLeaves, type StateLeaf } from '../tre
 import { buildEstimators } from './buildEstimators.js';
 import type { EstimateResult, GradientEstimator, UnitRunner } from './estimator.js';
 import type { MetaTrainListener } from './events.js';
-import { readContinuation, writeContinuation, type Segment } from './continuation.js';
+import { readContinuation, writeContinuation, type History, type Segment } from './continuation.js';
 import { recipeHash, type Recipe } from './recipe.js';
 import {
   appendMetrics,
@@ -112,6 +112,7 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
   let state: OuterState;
   let resumedFrom: string | null = null;
   let segments: Segment[] = [];
+  const history: History = { metaLoss: [], metaGradNorm: [], seconds: [] };
   if (options.resume && options.continuation !== undefined) {
     throw new Error('meta-train: --resume continues a run folder exactly, --continuation continues from a continuation file; give one');
   }
@@ -119,6 +120,7 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
   if (continued !== null) {
     state = restoreOuter(continued.checkpoint, options.continuation!, lo, opt);
     segments = continued.segments;
+    for (const key of ['metaLoss', 'metaGradNorm', 'seconds'] as const) history[key].push(...continued.history[key]);
     // As after a resample: every particle starts a new episode, desynchronized again.
     for (const e of estimators) e.restart(state.step);
     resumedFrom = options.continuation!;
@@ -168,7 +170,7 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
         backend: options.backend,
       };
       const outer = await toCheckpoint(state, lo, [], hash, recipe, options.backend, true);
-      await writeContinuation(options.continuation, outer, [...segments, segment]);
+      await writeContinuation(options.continuation, outer, [...segments, segment], history);
     }
     lastCheckpoint = path;
     lastCheckpointTime = now();
@@ -201,6 +203,9 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
       state = outerUpdate(state, grad, lo, opt);
       const seconds = Math.max((now() - t0) / 1000, 1e-9);
       stepSeconds.push(seconds);
+      history.metaLoss.push(metaLoss);
+      history.metaGradNorm.push(norm(grad));
+      history.seconds.push(seconds);
       const innerSteps = results.reduce((s, r) => s + r.innerSteps, 0);
       const meanStep = stepSeconds.reduce((a, b) => a + b, 0) / stepSeconds.length;
       const rate = innerSteps / seconds;
