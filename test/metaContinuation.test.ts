@@ -1,6 +1,6 @@
 // Continuation files: a small state (theta, outer optimizer, step, recipe hash, segments) that a
 // meta-training run continues from on any machine, its particles restarting as after a resample.
-import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { loadCheckpoint } from '../src/checkpoint/index.js';
 import type { UnitRunner } from '../src/meta/estimator.js';
 import type { MetaTrainEvent } from '../src/meta/events.js';
 import { parseRecipe, type Recipe } from '../src/meta/recipe.js';
-import { metaTrain, type MetaTrainOptions } from '../src/meta/trainer.js';
+import { metaTrain, snapshotDir, type MetaTrainOptions } from '../src/meta/trainer.js';
 import { runTruncationUnit } from '../src/meta/truncationUnit.js';
 import { listCheckpoints } from '../src/meta/runDir.js';
 import { metaTrainCommand } from '../src/cli/metaTrainCommand.js';
@@ -96,7 +96,7 @@ describe('continuation files', () => {
     await train(join(dir, 'b1'), recipe(), { continuation: file, stopAfter: 3 });
     const copy = join(dir, 'b-copy.lopt');
     await copyFile(file, copy);
-    const first = await train(join(dir, 'b2'), recipe(), { continuation: file });
+    const first = await train(join(dir, 'b2'), recipe(), { continuation: file, snapshotEvery: 2 });
     expect(first.result.status).toBe('done');
     expect(first.events[0]).toMatchObject({ type: 'run-start', startStep: 3 });
     // The first continued step starts every unit from initialization, in a new episode numbered from the outer step.
@@ -118,6 +118,12 @@ describe('continuation files', () => {
     expect(history('seconds').every((s) => s > 0)).toBe(true);
     expect(history('metaLoss').slice(0, 3)).toEqual(logged.map((m) => Math.fround(m.metaLoss)));
     expect(history('metaGradNorm').slice(0, 3)).toEqual(logged.map((m) => Math.fround(m.metaGradNorm)));
+    // Theta kept every 2 steps of this segment beside the file, for model selection.
+    const snapshots = (await readdir(snapshotDir(file))).sort();
+    expect(snapshots).toEqual(['step-00000004.lopt', 'step-00000006.lopt']);
+    const last = await loadCheckpoint(join(snapshotDir(file), 'step-00000006.lopt'));
+    expect(last.training).toBeUndefined();
+    expect(Buffer.from(Float32Array.from(last.theta.data.flatMap((d) => Array.from(d))).buffer).equals(Buffer.from(first.result.theta.buffer))).toBe(true);
     // The same continuation file gives the same run.
     const again = await train(join(dir, 'b3'), recipe(), { continuation: copy });
     expect(Buffer.from(again.result.theta.buffer).equals(Buffer.from(first.result.theta.buffer))).toBe(true);

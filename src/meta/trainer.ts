@@ -1,7 +1,8 @@
 // The MetaTrainer: estimators → averaged meta-gradient → outer AdamW → theta, with periodic atomic
 // checkpoints that hold everything needed to continue bit-identically, and typed events for
 // whoever listens (the dashboard, the plain log, tests). Knows nothing of the terminal.
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { gitCommit, saveCheckpoint } from '../checkpoint/index.js';
 import { learnedOptimizerCheckpoint } from '../lopt/io.js';
@@ -28,6 +29,17 @@ import {
 } from './runDir.js';
 import { flattenTheta, thetaSize, unflattenTheta } from './thetaVector.js';
 
+/**
+ * With a continuation file, theta is also kept every this many outer steps, beside it in
+ * `<file>.snapshots/step-*.lopt` (≈ 11 KB each): the candidates of model selection, which a run
+ * that moves between machines would otherwise lose.
+ */
+export const SNAPSHOT_EVERY = 500;
+
+export function snapshotDir(continuation: string): string {
+  return `${continuation.replace(/\.lopt$/, '')}.snapshots`;
+}
+
 /** DESIGN.md: a NaN meta-loss is reported as 20. */
 export const NAN_META_LOSS = 20;
 
@@ -52,6 +64,8 @@ export interface MetaTrainOptions {
    * segment added. It is small, so a run can be committed and continued on another machine.
    */
   continuation?: string;
+  /** With a continuation: keep theta every this many outer steps (default SNAPSHOT_EVERY). */
+  snapshotEvery?: number;
 }
 
 export interface MetaTrainResult {
@@ -227,6 +241,11 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
       emit(event);
       const { type: _t, ...record } = event;
       await appendMetrics(runDir, { ...record, innerLoss: record.innerLoss.map((x) => (Number.isFinite(x) ? x : null)) });
+      if (options.continuation !== undefined && state.step % (options.snapshotEvery ?? SNAPSHOT_EVERY) === 0) {
+        const path = join(snapshotDir(options.continuation), checkpointName(state.step));
+        await mkdir(dirname(path), { recursive: true });
+        await saveCheckpoint(path, await toCheckpoint(state, lo, estimators, hash, recipe, options.backend, false));
+      }
       if (state.step === recipe.outerSteps) break;
       if (state.step % recipe.checkpoint.everySteps === 0) await checkpoint('steps');
       else if (now() - lastCheckpointTime >= recipe.checkpoint.everyMinutes * 60_000) await checkpoint('minutes');
