@@ -2,7 +2,7 @@
 // features → MLP → step, for every tensor and every population member in one pass.
 import * as tf from '@tensorflow/tfjs-core';
 import { mupScaleOf, type MupScale } from '../optim/transforms/scaleByMup.js';
-import type { GradientTransformation } from '../optim/transform.js';
+import type { GradientTransformation, TransformResult } from '../optim/transform.js';
 import type { Params } from '../tree/params.js';
 import {
   channelCount,
@@ -18,7 +18,7 @@ import {
 } from './features.js';
 import { firstLayer, mlpOutputs, mlpOutputsNormalized, type FirstLayer, type MlpWeights } from './perParamMlp.js';
 import type { LearnedOptimizerOptions } from './types.js';
-import { cpuKernels } from '../kernels/native.js';
+import { cpuKernels, type NativeKernels } from '../kernels/native.js';
 import { perParamStep, type PerParamArch, type PerParamTheta } from '../kernels/perParamStep.js';
 
 /** What differs between architectures. */
@@ -129,6 +129,49 @@ export function learnedTransform(
     return hostThetaValue;
   };
 
+  /** The same step on the native fused kernel (src/kernels/perParamStep.ts). */
+  const nativeUpdate = (
+    native: NativeKernels,
+    grads: Params,
+    state: LearnedState,
+    params: Params,
+    globals: number[][],
+    stepOf: (member: number) => number,
+  ): TransformResult<LearnedState> => {
+    const names = Object.keys(grads);
+    const result = perParamStep(
+      native,
+      nativeArch(),
+      P,
+      hostTheta(),
+      Float32Array.from(Array.from({ length: P }, (_, k) => globals[globals.length === 1 ? 0 : k]!).flat()),
+      names.map((name) => {
+        const shape = memberShape(withPShape(params[name]!));
+        return {
+          shape,
+          factored: rt.kind === 'adafactor' ? factoredDims(shape) : null,
+          mupScale: scaleOf(name, params[name]!),
+          grad: grads[name]!,
+          param: params[name]!,
+          acc: state.acc[name]!,
+        };
+      }),
+    );
+    const updates: Params = {};
+    const acc: Record<string, Accumulators> = {};
+    names.forEach((name, i) => {
+      updates[name] = result.updates[i]!;
+      acc[name] = result.acc[i]!;
+      if (!options.onWarning) return;
+      for (let k = 0; k < P; k++) {
+        if (result.finite[i * P + k] !== 0) continue;
+        options.onWarning({ kind: 'non-finite-gradient', parameter: population === undefined ? name : `${name}[member ${k}]`, step: stepOf(k) });
+      }
+    });
+    const count = Array.isArray(state.count) ? state.count.map((c) => c + 1) : state.count + 1;
+    return { updates, state: { ...state, count, acc } };
+  };
+
   return {
     init(params) {
       const acc: Record<string, Accumulators> = {};
@@ -170,37 +213,7 @@ export function learnedTransform(
       };
       const globals = Array.isArray(counts) || Array.isArray(horizon) ? Array.from({ length: P }, (_, k) => globalRow(k)) : [globalRow(0)];
       const native = channels <= 64 ? cpuKernels(tf.getBackend()) : null;
-      if (native !== null) {
-        const names = Object.keys(grads);
-        const result = perParamStep(
-          native,
-          nativeArch(),
-          P,
-          hostTheta(),
-          Float32Array.from(Array.from({ length: P }, (_, k) => globals[globals.length === 1 ? 0 : k]!).flat()),
-          names.map((name) => ({
-            shape: memberShape(withPShape(params[name]!)),
-            factored: rt.kind === 'adafactor' ? factoredDims(memberShape(withPShape(params[name]!))) : null,
-            mupScale: scaleOf(name, params[name]!),
-            grad: grads[name]!,
-            param: params[name]!,
-            acc: state.acc[name]!,
-          })),
-        );
-        const updates: Params = {};
-        const acc: Record<string, Accumulators> = {};
-        names.forEach((name, i) => {
-          updates[name] = result.updates[i]!;
-          acc[name] = result.acc[i]!;
-          if (!options.onWarning) return;
-          for (let k = 0; k < P; k++) {
-            if (result.finite[i * P + k] !== 0) continue;
-            options.onWarning({ kind: 'non-finite-gradient', parameter: population === undefined ? name : `${name}[member ${k}]`, step: stepOf(k) });
-          }
-        });
-        const count = Array.isArray(counts) ? counts.map((c) => c + 1) : counts + 1;
-        return { updates, state: { ...state, count, acc } };
-      }
+      if (native !== null) return nativeUpdate(native, grads, state, params, globals, stepOf);
       const thetaP: Params = {};
       for (const [name, t] of Object.entries(theta)) thetaP[name] = withP(t);
       const decays = rt.decays(thetaP);
