@@ -26,7 +26,12 @@ export function withHostArrays(
     initial.forEach((t, i) => {
       if (t !== null) outViews[i]!.set(backend.typedArrayFromHeap({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as Float32Array);
     });
-    fn(inViews, outViews);
+    try {
+      fn(inViews, outViews);
+    } catch (e) {
+      for (const o of outs) backend.disposeData(o.dataId);
+      throw e;
+    }
     return outs.map((o) => tf.engine().makeTensorFromTensorInfo(o));
   }
   const ins = inputs.map((t) => t.dataSync() as HostArray);

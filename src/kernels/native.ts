@@ -1,7 +1,7 @@
 // The native kernels (src/kernels/native/*.c, built by `npm install` into dist/native/): loaded
 // once, optional. `LOPT_KERNELS=ops` (or useKernels('ops')) forces the tfjs-ops reference path;
-// `LOPT_THREADS=N` sets the kernels' threads (default: every core on the main thread, 1 inside a
-// worker thread, where the worker pool already spreads work over the cores).
+// `LOPT_THREADS=N` sets the kernels' threads (default: every core on the main thread; the unit
+// pool gives each worker its share, see src/parallel/unitPool.ts).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -20,7 +20,6 @@ export interface NativeKernels {
     loss: Float32Array,
   ): void;
   sgemm(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, threads: number): void;
-  cores(): number;
 }
 
 export type KernelMode = 'native' | 'ops';

@@ -7,9 +7,6 @@
 #include "mlpTask.h"
 #include "perParamStep.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define THROW(env, msg)                        \
   do {                                         \
@@ -208,23 +205,11 @@ static napi_value MlpLossAndGrads(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value Cores(napi_env env, napi_callback_info info) {
-  (void)info;
-  int n = 1;
-#ifdef _OPENMP
-  n = omp_get_num_procs();
-#endif
-  napi_value out;
-  napi_create_int32(env, n, &out);
-  return out;
-}
-
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"perParamStep", NULL, PerParamStep, NULL, NULL, NULL, napi_default_method, NULL},
       {"mlpLossAndGrads", NULL, MlpLossAndGrads, NULL, NULL, NULL, napi_default_method, NULL},
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default_method, NULL},
-      {"cores", NULL, Cores, NULL, NULL, NULL, napi_default_method, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -4,8 +4,9 @@
 // Semantics are those of src/lopt/features.ts + perParamMlp.ts + learnedTransform.ts (the tfjs-ops
 // reference path, itself tested against a float64 re-implementation of learned_optimization):
 //   accumulators (in place) → 28 (adafactor) or 2+K (momentum) channels → per-channel
-//   x·rsqrt(1e-5 + mean(x²)) folded into the first layer's weights → MLP C+11 → H → H → 2 with the
-//   per-member global features (time, fraction of training) folded into the first bias → update = −stepMult·mupScale·d·exp(expMult·m).
+//   x·rsqrt(1e-5 + mean(x²)) folded into the first layer's weights → MLP C+G → H → H → 2 with the
+//   G per-member global features (time, fraction of training) folded into the first bias →
+//   update = −stepMult·mupScale·d·exp(expMult·m).
 //
 // Work is split into fixed blocks of BLOCK parameters; per-block partial sums are added in block
 // order, so the result does not depend on the number of threads.
@@ -16,10 +17,6 @@
 #include <time.h>
 
 #include "perParamStep.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define BLOCK 64
 #define MAX_CHANNELS 64
