@@ -1,6 +1,6 @@
 // `lopt bench` and `lopt eval`: the fair comparison of src/evaluate, run in the worker pool, with
 // live progress (or one line per run off a terminal) and the report at the end.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { formatLr } from '../evaluate/report/format.js';
 import { writeReport } from '../evaluate/report/writeReport.js';
 import type { BenchResults } from '../evaluate/results.js';
 import { runBench } from '../evaluate/runBench.js';
+import { selectModel, type Selection } from '../evaluate/selectModel.js';
 import { benchProgress } from './bench/progressReporter.js';
 import { createUnitPool } from '../parallel/unitPool.js';
 import { UNITS_MODULE } from '../units.js';
@@ -123,4 +124,55 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
     const colors = process.stdout.isTTY ? { colors: [asciichart.blue, asciichart.green, asciichart.red] } : {};
     console.log(asciichart.plot(series.map(resample), { height: 12, ...colors }));
   }
+}
+
+export interface SelectCommandOptions {
+  /** Checkpoint files, or folders whose *.lopt files are all candidates (in name order). */
+  candidates: string[];
+  suite: string;
+  seeds: number;
+  budget: number;
+  workers?: number;
+  out?: string;
+  backend?: BackendName | 'auto';
+}
+
+/** Candidate checkpoint paths: files as given, folders expanded to their *.lopt files in name order. */
+export function candidatePaths(items: string[]): string[] {
+  const out: string[] = [];
+  for (const item of items) {
+    if (!existsSync(item)) throw new Error(`select: no file or folder '${item}'`);
+    if (statSync(item).isDirectory()) {
+      const files = readdirSync(item).filter((f) => f.endsWith('.lopt')).sort();
+      if (files.length === 0) throw new Error(`select: ${item} holds no .lopt file`);
+      out.push(...files.map((f) => join(item, f)));
+    } else out.push(item);
+  }
+  return out;
+}
+
+/** `lopt select`: each candidate one trial on a meta-validation suite beside tuned Adam; prints the scores and the selection. */
+export async function selectCommand(o: SelectCommandOptions): Promise<Selection> {
+  const candidates = candidatePaths(o.candidates);
+  const suite = suiteFrom(o.suite);
+  const backend = await initBackend(o.backend ? { backend: o.backend, log: () => {} } : { log: () => {} });
+  const outDir = o.out ?? join('bench-results', `select-${suite.name}`);
+  const workers = o.workers ?? Math.min(availableParallelism(), 2);
+  console.log(`lopt select: ${candidates.length} candidates on ${suite.name} (${suite.tasks.length} tasks) beside Adam tuned over ${o.budget} learning rates; results in ${outDir}`);
+  const progress = benchProgress({ stdout: process.stdout, env: process.env, write: (line) => console.log(line) });
+  let selection: Selection;
+  try {
+    selection = await withPool(workers, backend, (run) =>
+      selectModel({ suite, candidates, budget: o.budget, seeds: o.seeds, outDir, backend, parallelism: workers, run, onEvent: progress.listener }),
+    );
+  } finally {
+    await progress.close();
+  }
+  console.log(`\n${'candidate'.padEnd(48)} ${'score'.padStart(8)}  final loss / tuned Adam per task (${suite.tasks.map((t) => t.task).join(', ')})`);
+  for (const s of selection.scores) {
+    const f = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'diverged');
+    console.log(`${s.candidate.padEnd(48)} ${f(s.score).padStart(8)}  ${s.ratios.map(f).join(' ')}`);
+  }
+  console.log(`selected: ${selection.selected} (lowest geometric mean of final training loss / tuned Adam's)`);
+  return selection;
 }

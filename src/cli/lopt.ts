@@ -6,7 +6,7 @@ import { demoOptimizers } from './demo.js';
 import { describeTasks } from './tasksCommand.js';
 import { describeShippedCheckpoints } from './checkpointsCommand.js';
 import { metaTrainCommand } from './metaTrainCommand.js';
-import { benchCommand, evalCommand } from './benchCommand.js';
+import { benchCommand, evalCommand, selectCommand } from './benchCommand.js';
 import { DEFAULT_BENCH_OPTIMIZERS } from '../evaluate/runBench.js';
 import { writeModelCard } from '../evaluate/modelCard.js';
 import { shippedCheckpointDir } from '../lopt/io.js';
@@ -125,6 +125,20 @@ program
   .addOption(backendOption)
   .action(async (checkpoint: string, o: { task: string; steps: number; seeds: number; budget: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> }) => {
     await evalCommand({ checkpoint, ...o });
+  });
+
+program
+  .command('select')
+  .description('model selection: candidate checkpoints (files or folders, e.g. a continuation\'s .snapshots/) one trial each on a meta-validation suite beside tuned Adam')
+  .argument('<candidates...>', '.lopt files or folders of them')
+  .option('--suite <name|file>', 'the meta-validation suite (not the generalization suite)', 'meta-validation')
+  .option('--seeds <n>', 'seeds', positiveInt('--seeds'), 1)
+  .option('--budget <n>', "learning rates in Adam's grid", positiveInt('--budget'), 7)
+  .option('--workers <n>', 'worker threads', positiveInt('--workers'))
+  .option('--out <dir>', 'keep the runs and results here (default bench-results/select-<suite>)')
+  .addOption(backendOption)
+  .action(async (candidates: string[], o: { suite: string; seeds: number; budget: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> }) => {
+    await selectCommand({ candidates, ...o });
   });
 
 program
