@@ -165,7 +165,7 @@ describe('round trip', () => {
     const loaded = await loadCheckpoint(path, { arch: 'mlp_lopt' });
 
     expect(loaded.format).toBe('lopt');
-    expect(loaded.version).toBe(1);
+    expect(loaded.version).toBe(2);
     expect(loaded.arch).toBe('mlp_lopt');
     expect(loaded.config).toEqual(ckpt.config);
     expect(Object.keys(loaded.config)).toEqual(Object.keys(ckpt.config));
@@ -323,8 +323,11 @@ describe('refusing bad input', () => {
   });
 
   it('an unsupported version, naming the supported ones', async () => {
-    const path = await edited((c) => (c.version = 2 as 1));
-    await expectRefused(path, `${path}: version: found 2; this lopt reads version 1`);
+    const path = await edited((c) => (c.version = 3 as 1));
+    await expectRefused(path, `${path}: version: found 3; this lopt reads version 1, 2`);
+    // Version 2 is the checksummed envelope: a bare checkpoint map claiming it is refused.
+    const bare = await edited((c) => (c.version = 2));
+    await expectRefused(bare, /a version 2 file holds exactly format, version, sha256, payload; found format, version, arch/);
   });
 
   it('another architecture than asked for', async () => {
@@ -436,5 +439,42 @@ describe('refusing bad input', () => {
 
     const small = await writeRaw(sample());
     await expectRefused(small, /over the 100-byte limit/, { maxBytes: 100 });
+  });
+});
+
+describe('checksum (version 2)', () => {
+  it('every single-byte change in a saved file is refused, never loaded silently', async () => {
+    const path = freshPath();
+    await saveCheckpoint(path, sample());
+    const bytes = await readFile(path);
+    let s = 7;
+    const flipped = freshPath('flipped');
+    for (let trial = 0; trial < 100; trial++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      const at = s % bytes.length;
+      const copy = Uint8Array.from(bytes);
+      copy[at] = copy[at]! ^ (1 + ((s >>> 8) % 255));
+      await writeFile(flipped, copy);
+      const error = await loadCheckpoint(flipped).then(() => undefined, (e: unknown) => e);
+      expect(error, `byte ${at}`).toBeInstanceOf(CheckpointError);
+    }
+  });
+
+  it('a payload edited without its digest is named a checksum mismatch', async () => {
+    const path = freshPath();
+    await saveCheckpoint(path, sample());
+    const envelope = rawPackr.unpack(await readFile(path)) as { payload: Uint8Array };
+    const inner = rawPackr.unpack(envelope.payload) as Checkpoint;
+    inner.theta.data[0]![0] = 1;
+    const edited = freshPath('edited');
+    await writeFile(edited, rawPackr.pack({ ...envelope, payload: rawPackr.pack(inner) }));
+    await expectRefused(edited, /sha256: checksum mismatch: the payload hashes to [0-9a-f]{16}…, the file records [0-9a-f]{16}…; the file is corrupt$/);
+  });
+
+  it('files written before (version 1, no checksum) still load', async () => {
+    const path = await writeRaw(sample(), 'v1');
+    const loaded = await loadCheckpoint(path);
+    expect(loaded.version).toBe(1);
+    expectTablesBitEqual(loaded.theta, sample().theta);
   });
 });

@@ -164,6 +164,21 @@ describe('MetaTrainer', () => {
     expect(result.status).toBe('done');
   });
 
+  it('falls back when one bit of the newest checkpoint flipped (its checksum fails), naming the file', async () => {
+    const r = recipe();
+    const runDir = join(dir, 'bitflip');
+    await train(runDir, r, { stopAfter: 4 });
+    const [newest] = await listCheckpoints(runDir);
+    const bytes = await readFile(newest!.path);
+    bytes[bytes.length >> 1]! ^= 0x01;
+    await writeFile(newest!.path, bytes);
+    const { events, result } = await train(runDir, r, { resume: true });
+    const warning = events.find((e) => e.type === 'warning') as { message: string } | undefined;
+    expect(warning?.message).toMatch(/step-00000004\.lopt is unusable.*checksum mismatch/);
+    expect(events.find((e) => e.type === 'run-start')).toMatchObject({ startStep: 2 });
+    expect(result.status).toBe('done');
+  });
+
   it('refuses to resume from a folder with no checkpoint, or from another recipe', async () => {
     await mkdir(join(dir, 'empty'), { recursive: true });
     await expect(train(join(dir, 'empty'), recipe(), { resume: true })).rejects.toThrow(/holds no checkpoint/);

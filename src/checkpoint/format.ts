@@ -5,9 +5,16 @@
  */
 
 export const CHECKPOINT_FORMAT = 'lopt';
-export const CHECKPOINT_VERSION = 1;
+/**
+ * 2: the file is an envelope `{ format, version: 2, sha256, payload }` whose payload is the
+ * msgpack of the checkpoint and sha256 its SHA-256, verified before the payload is decoded.
+ * 1: the file is the checkpoint map itself (no checksum); still read.
+ */
+export const CHECKPOINT_VERSION = 2;
 /** Versions this reader understands; a later writer bumps CHECKPOINT_VERSION and adds it here. */
-export const SUPPORTED_VERSIONS: readonly number[] = [1];
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
+
+export type CheckpointVersion = 1 | 2;
 
 /** Files larger than this are refused unread unless `loadCheckpoint(…, { maxBytes })` says otherwise. */
 export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
@@ -52,7 +59,8 @@ export interface TrainingState {
 
 export interface Checkpoint {
   format: typeof CHECKPOINT_FORMAT;
-  version: typeof CHECKPOINT_VERSION;
+  /** The file's version (a checkpoint built in memory may say 1; it is written as the current version). */
+  version: CheckpointVersion;
   /** LearnedOptimizer.arch, e.g. 'small_fc_lopt'. */
   arch: string;
   /** LearnedOptimizer.config: with arch, it rebuilds the optimizer. Flat, finite numbers. */

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { packr, startsWithMap } from './codec.js';
 import { CheckpointError, printable } from './error.js';
-import { DEFAULT_MAX_BYTES, type Checkpoint } from './format.js';
+import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, DEFAULT_MAX_BYTES, type Checkpoint } from './format.js';
 import { validateCheckpoint } from './validate.js';
 
 export interface LoadOptions {
@@ -30,9 +31,19 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     throw new CheckpointError(path, undefined, `not a lopt checkpoint: a checkpoint is a msgpack map, but the file starts with ${describeStart(bytes)}`);
   }
 
-  let decoded: unknown;
+  const decoded = decode(path, bytes);
+  const payload = openEnvelope(path, decoded);
+  if (payload === null) return validateCheckpoint(decoded, path, options.arch === undefined ? {} : { arch: options.arch });
+  const inner = decode(path, payload);
+  if ((inner as { version?: unknown } | null)?.version !== CHECKPOINT_VERSION) {
+    throw new CheckpointError(path, 'version', `the checksummed payload does not hold a version ${CHECKPOINT_VERSION} checkpoint`);
+  }
+  return validateCheckpoint(inner, path, options.arch === undefined ? {} : { arch: options.arch });
+}
+
+function decode(path: string, bytes: Uint8Array): unknown {
   try {
-    decoded = packr.unpack(bytes);
+    return packr.unpack(bytes);
   } catch (error) {
     const reason = printable(error instanceof Error ? error.message : String(error), 200);
     // msgpackr flags running out of bytes mid-value (the usual sign of an interrupted copy) as
@@ -45,7 +56,34 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
         : `not a valid msgpack file (${reason})`;
     throw new CheckpointError(path, undefined, detail, { cause: error });
   }
-  return validateCheckpoint(decoded, path, options.arch === undefined ? {} : { arch: options.arch });
+}
+
+const ENVELOPE_KEYS = ['format', 'version', 'sha256', 'payload'];
+
+/**
+ * A version-2 file's payload, its SHA-256 verified; null for a version-1 file (the checkpoint map
+ * itself, no checksum). Anything else claiming version 2 is refused here.
+ */
+function openEnvelope(path: string, decoded: unknown): Uint8Array | null {
+  const top = decoded as Record<string, unknown> | null;
+  if (typeof top !== 'object' || top === null || top['version'] !== CHECKPOINT_VERSION || top['format'] !== CHECKPOINT_FORMAT) return null;
+  const keys = Object.keys(top);
+  if (keys.length !== ENVELOPE_KEYS.length || !ENVELOPE_KEYS.every((k) => keys.includes(k))) {
+    throw new CheckpointError(path, undefined, `a version ${CHECKPOINT_VERSION} file holds exactly ${ENVELOPE_KEYS.join(', ')}; found ${keys.slice(0, 12).map((k) => printable(k, 40)).join(', ')}`);
+  }
+  const sha = top['sha256'];
+  const payload = top['payload'];
+  if (!(sha instanceof Uint8Array) || sha.length !== 32) throw new CheckpointError(path, 'sha256', 'expected 32 bytes (a SHA-256 digest)');
+  if (!(payload instanceof Uint8Array)) throw new CheckpointError(path, 'payload', 'expected bytes (the msgpack of the checkpoint)');
+  const actual = createHash('sha256').update(payload).digest();
+  if (!actual.equals(Buffer.from(sha.buffer, sha.byteOffset, sha.length))) {
+    throw new CheckpointError(
+      path,
+      'sha256',
+      `checksum mismatch: the payload hashes to ${actual.toString('hex').slice(0, 16)}…, the file records ${Buffer.from(sha).toString('hex').slice(0, 16)}…; the file is corrupt`,
+    );
+  }
+  return payload;
 }
 
 /** The whole file, refused by size (fs.stat) before any byte is read. */

@@ -1,9 +1,9 @@
 import { CheckpointError, printable } from './error.js';
 import {
   CHECKPOINT_FORMAT,
-  CHECKPOINT_VERSION,
   SUPPORTED_VERSIONS,
   type Checkpoint,
+  type CheckpointVersion,
   type JsonValue,
   type Provenance,
   type TensorTable,
@@ -61,7 +61,7 @@ export function validateCheckpoint(value: unknown, file: string, options: Valida
 
   const out: Checkpoint = {
     format: CHECKPOINT_FORMAT,
-    version: CHECKPOINT_VERSION,
+    version: top.version as CheckpointVersion,
     arch,
     config: validateConfig(top.config, fail),
     theta: validateTable(top.theta, 'theta', fail),

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { packr } from './codec.js';
 import { CheckpointError } from './error.js';
-import type { Checkpoint } from './format.js';
+import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from './format.js';
 import { validateCheckpoint } from './validate.js';
 
 /**
@@ -14,7 +14,7 @@ import { validateCheckpoint } from './validate.js';
  * that loadCheckpoint would refuse is never written.
  */
 export async function saveCheckpoint(path: string, ckpt: Checkpoint): Promise<void> {
-  const bytes = packr.pack(validateCheckpoint(ckpt, path));
+  const bytes = sealCheckpoint(validateCheckpoint(ckpt, path));
 
   const dir = dirname(path);
   // Dot-prefixed and random so concurrent writers and directory listings don't collide with it.
@@ -37,6 +37,13 @@ export async function saveCheckpoint(path: string, ckpt: Checkpoint): Promise<vo
     throw new CheckpointError(path, undefined, `could not write the checkpoint (${reason}); any previous file there is unchanged`, { cause: error });
   }
   await syncDirectory(dir);
+}
+
+/** The current format's bytes: the checkpoint's msgpack as the payload of a checksummed envelope. */
+export function sealCheckpoint(ckpt: Checkpoint): Uint8Array {
+  const payload = packr.pack({ ...ckpt, version: CHECKPOINT_VERSION });
+  const sha256 = createHash('sha256').update(payload).digest();
+  return packr.pack({ format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, sha256: new Uint8Array(sha256), payload: new Uint8Array(payload) });
 }
 
 /** Makes the rename itself durable; best effort, as some platforms (Windows) cannot open a directory. */

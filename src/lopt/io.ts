@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadCheckpoint, saveCheckpoint, thetaFromCheckpoint, thetaToCheckpoint, gitCommit } from '../checkpoint/index.js';
+import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, thetaFromCheckpoint, thetaToCheckpoint, gitCommit } from '../checkpoint/index.js';
 import type { Checkpoint, Provenance } from '../checkpoint/format.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { TfjsOptimizer } from '../tfjs/adapter.js';
@@ -106,7 +106,7 @@ export async function learnedOptimizerCheckpoint(
   const commit = await gitCommit();
   return {
     format: 'lopt',
-    version: 1,
+    version: CHECKPOINT_VERSION,
     arch: lo.arch,
     config: { ...lo.config },
     theta: thetaToCheckpoint(ordered),
