@@ -14,6 +14,7 @@ import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { warmupCosine, type Schedule } from '../optim/schedules.js';
 import { disposeState, replaceLeaves, stateLeaves, type StateLeaf } from '../tree/stateTree.js';
 import { buildEstimators } from './buildEstimators.js';
+import { acquireLock } from './runLock.js';
 import type { EstimateResult, GradientEstimator, UnitRunner } from './estimator.js';
 import type { MetaTrainListener } from './events.js';
 import { readContinuation, writeContinuation, type History, type Segment } from './continuation.js';
@@ -111,7 +112,26 @@ function flatTable(arrays: Record<string, Float32Array>): TensorTable {
   return { names, shapes: names.map((n) => [arrays[n]!.length]), data: names.map((n) => arrays[n]!) };
 }
 
+/**
+ * Runs (or resumes, or continues) a meta-training run. The run folder, and the continuation file
+ * when there is one, are locked for the run's duration (runLock.ts).
+ */
 export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainResult> {
+  await prepareRunDir(options.runDir);
+  const lost = (e: Error) => options.onEvent?.({ type: 'warning', message: `the lock was lost (${e.message}); another process may be writing the same files` });
+  const locks = [await acquireLock(options.runDir, 'run folder', lost)];
+  try {
+    if (options.continuation !== undefined) {
+      await mkdir(dirname(options.continuation), { recursive: true });
+      locks.push(await acquireLock(options.continuation, 'continuation file', lost));
+    }
+    return await metaTrainLocked(options);
+  } finally {
+    for (const lock of locks.reverse()) await lock.release();
+  }
+}
+
+async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResult> {
   const { recipe, runDir } = options;
   const emit: MetaTrainListener = options.onEvent ?? (() => undefined);
   const now = options.now ?? (() => Date.now());
@@ -122,7 +142,6 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
   const { opt, schedule } = outerOptimizer(recipe);
   const paths = runPaths(runDir);
 
-  await prepareRunDir(runDir);
   let state: OuterState;
   let resumedFrom: string | null = null;
   let segments: Segment[] = [];

@@ -1,0 +1,73 @@
+// One process per run folder and per continuation file: a second is refused naming the holder; the
+// lock of a process that died is taken over once stale.
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/select.js';
+import { parseRecipe } from '../src/meta/recipe.js';
+import { acquireLock, STALE_MS } from '../src/meta/runLock.js';
+import { metaTrain } from '../src/meta/trainer.js';
+import { runTruncationUnit } from '../src/meta/truncationUnit.js';
+
+let dir: string;
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', log: () => {} });
+  dir = await mkdtemp(join(tmpdir(), 'lopt-lock-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('run locks', () => {
+  it('refuse a second holder, naming the first', async () => {
+    const target = join(dir, 'run-a');
+    await mkdir(target);
+    const lock = await acquireLock(target, 'run folder');
+    await expect(acquireLock(target, 'run folder')).rejects.toThrow(
+      new RegExp(`run folder .*run-a is in use by lopt meta-train \\(pid ${process.pid} on ${hostname()}, since .*\\); stop that process first`),
+    );
+    await lock.release();
+    const again = await acquireLock(target, 'run folder');
+    await again.release();
+  });
+
+  it('take over the lock of a process that died (not refreshed for longer than the stale time)', async () => {
+    const target = join(dir, 'run-b');
+    await mkdir(`${target}.lock`, { recursive: true });
+    await writeFile(`${target}.lock.json`, JSON.stringify({ pid: 999999, host: 'gone', since: '2026-01-01T00:00:00Z', command: 'lopt meta-train' }));
+    const old = new Date(Date.now() - 2 * STALE_MS);
+    await utimes(`${target}.lock`, old, old);
+    const lock = await acquireLock(target, 'run folder');
+    await lock.release();
+  });
+
+  it('a second meta-train on a running folder is refused before any work', async () => {
+    const recipe = parseRecipe(
+      {
+        name: 'lock',
+        learnedOptimizer: { arch: 'mlp_lopt', config: { hiddenSize: 4 } },
+        estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 2, particlesPerUnit: 2, truncationLength: 2, episodeLength: { min: 4, max: 8 } }],
+        outerSteps: 3,
+      },
+      'test',
+    );
+    const runDir = join(dir, 'run-c');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = metaTrain({
+      recipe,
+      runDir,
+      workers: 0,
+      backend: 'wasm',
+      run: async (input) => {
+        await gate;
+        return runTruncationUnit(input);
+      },
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    await expect(metaTrain({ recipe, runDir, resume: true, workers: 0, backend: 'wasm', run: async (i) => runTruncationUnit(i) })).rejects.toThrow(/is in use by lopt meta-train/);
+    release();
+    expect((await first).status).toBe('done');
+  });
+});
