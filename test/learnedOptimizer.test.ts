@@ -512,6 +512,20 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
     });
   });
 
+  describe('config ranges (files and recipes build through the same check)', () => {
+    it('refuse values that would turn a step into garbage, naming the key and the allowed range', () => {
+      expect(() => smallFcLopt({ stepMult: -1 })).toThrow(`small_fc_lopt: config 'stepMult' must be a number in (0, 1]; got -1`);
+      expect(() => smallFcLopt({ stepMult: 0 })).toThrow(/'stepMult' must be a number in \(0, 1\]; got 0/);
+      expect(() => smallFcLopt({ stepMult: 1e300 })).toThrow(/'stepMult' must be a number in \(0, 1\]; got 1e\+300/);
+      expect(() => smallFcLopt({ expMult: 1e30 })).toThrow(/'expMult' must be a number in \[0, 0.1\]; got 1e\+30/);
+      expect(() => smallFcLopt({ hiddenSize: 2.5 })).toThrow(/'hiddenSize' must be an integer in \[1, 4096\]/);
+      expect(() => createLearnedOptimizer('mlp_lopt', { stepMult: -0.5 })).toThrow(/mlp_lopt: config 'stepMult' must be a number in \(0, 1\]/);
+      expect(() => createLearnedOptimizer('small_fc_lopt', { mup: 'yes' })).toThrow(/'mup' must be a boolean/);
+      expect(() => createLearnedOptimizer('small_fc_lopt', { ['\u001b[2J']: 1 })).toThrow(/unknown config key '\\u001b\[2J'/);
+      expect(smallFcLopt({ stepMult: 1, expMult: 0 }).config['stepMult']).toBe(1);
+    });
+  });
+
   describe('fraction-of-training features (lopt variant)', () => {
     it("are VeLO's embedding tanh(10·(step/total − c))", () => {
       expect(fractionFeatures(0, 100)).toEqual([0.03, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1].map((c) => Math.tanh(-10 * c)));

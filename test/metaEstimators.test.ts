@@ -160,11 +160,12 @@ describe('truncated PES', () => {
   });
 
   it('gives an exactly zero meta-gradient when the loss does not depend on theta', async () => {
-    // mlp_lopt with stepMult 0 never moves the parameters: L⁺ = L⁻ at every step.
+    // mlp_lopt with a step multiplier so small that every step rounds away in float32 never moves
+    // the parameters: L⁺ = L⁻ at every step. (stepMult 0 itself is refused: it must be in (0, 1].)
     const est = truncatedEstimator({
       kind: 'truncated-pes',
       family: fixedFamily('quadratic-d4-k10'),
-      lopt: { arch: 'mlp_lopt', config: { stepMult: 0 } },
+      lopt: { arch: 'mlp_lopt', config: { stepMult: 1e-45 } },
       root: 'pes-constant',
       particles: 2,
       particlesPerUnit: 2,

@@ -17,7 +17,7 @@ export interface LearnableSgdConfig {
 const SHAPES = Object.freeze({ log_lr: Object.freeze([1]) as readonly number[] });
 
 export function learnableSgd(config: LearnableSgdConfig = {}): LearnedOptimizer {
-  checkConfig('learnable_sgd', config as Record<string, unknown>, { initialLr: 'number' });
+  checkConfig('learnable_sgd', config as Record<string, unknown>, { initialLr: { type: 'number', min: 0, max: 1e3, minExclusive: true } });
   const initialLr = config.initialLr ?? 0.01;
   if (!(initialLr > 0)) throw new Error(`learnable_sgd: initialLr must be > 0; got ${initialLr}`);
   return Object.freeze({

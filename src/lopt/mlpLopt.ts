@@ -5,7 +5,7 @@ import type { Params } from '../tree/params.js';
 import { TIME_FEATURES } from './features.js';
 import { mlpThetaShapes, mlpWeightsOf } from './perParamMlp.js';
 import { perParamLopt } from './perParamLopt.js';
-import { checkConfig } from './theta.js';
+import { checkConfig, type ConfigRule } from './theta.js';
 import type { LearnedOptimizer } from './types.js';
 
 export const MLP_LOPT_DECAYS = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999] as const;
@@ -17,7 +17,11 @@ export interface MlpLoptConfig {
   expMult?: number;
 }
 
-export const MLP_LOPT_CONFIG_KEYS = { hiddenSize: 'number', stepMult: 'number', expMult: 'number' } as const;
+export const MLP_LOPT_CONFIG_KEYS: Record<string, ConfigRule> = {
+  hiddenSize: { type: 'number', min: 1, max: 4096, integer: true },
+  stepMult: { type: 'number', min: 0, max: 1, minExclusive: true },
+  expMult: { type: 'number', min: 0, max: 0.1 },
+};
 
 export function mlpLopt(config: MlpLoptConfig = {}): LearnedOptimizer {
   checkConfig('mlp_lopt', config as Record<string, unknown>, MLP_LOPT_CONFIG_KEYS);

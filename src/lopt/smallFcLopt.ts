@@ -4,7 +4,7 @@ import type { Params } from '../tree/params.js';
 import { FRACTION_FEATURES, TIME_FEATURES } from './features.js';
 import { mlpThetaShapes, mlpWeightsOf } from './perParamMlp.js';
 import { perParamLopt } from './perParamLopt.js';
-import { checkConfig } from './theta.js';
+import { checkConfig, type ConfigRule } from './theta.js';
 import type { LearnedOptimizer } from './types.js';
 
 export const SMALL_FC_CHANNELS = 28;
@@ -30,7 +30,14 @@ export interface SmallFcLoptConfig {
   fractionFeatures?: boolean;
 }
 
-export const SMALL_FC_CONFIG_KEYS = { hiddenSize: 'number', mup: 'boolean', stepMult: 'number', expMult: 'number', fractionFeatures: 'boolean' } as const;
+/** Allowed config values. stepMult and expMult scale every step: their ranges keep a file from turning parameters into ±Infinity. */
+export const SMALL_FC_CONFIG_KEYS: Record<string, ConfigRule> = {
+  hiddenSize: { type: 'number', min: 1, max: 4096, integer: true },
+  mup: 'boolean',
+  stepMult: { type: 'number', min: 0, max: 1, minExclusive: true },
+  expMult: { type: 'number', min: 0, max: 0.1 },
+  fractionFeatures: 'boolean',
+};
 
 /** β = 1 − (1 − β₀)·exp(10·θ) per member: θ [P, K] → [P, K]. */
 export function metaDecays(offsets: tf.Tensor, base: readonly number[], clip: boolean): tf.Tensor2D {

@@ -1,5 +1,6 @@
 // Meta-parameter helpers shared by the learned optimizers: initialization, validation, stacking.
 import * as tf from '@tensorflow/tfjs-core';
+import { printable } from '../checkpoint/error.js';
 import type { Rng } from '../random/rng.js';
 import type { Params } from '../tree/params.js';
 
@@ -67,23 +68,38 @@ export function stackThetas(thetas: readonly Params[]): Params {
   return out;
 }
 
-/** Validates a JSON config against allowed keys and types; unknown keys are errors. */
-export function checkConfig(
-  arch: string,
-  config: Record<string, unknown>,
-  allowed: Record<string, 'number' | 'boolean'>,
-): void {
+/** What a config key may hold: a boolean, or a finite number within a range (ends included unless said). */
+export type ConfigRule =
+  | 'boolean'
+  | { type: 'number'; min: number; max: number; integer?: boolean; minExclusive?: boolean };
+
+/**
+ * Validates a JSON config (a checkpoint's, a recipe's, or a caller's) against allowed keys, types
+ * and ranges; unknown keys are errors, and every error names the key and what is allowed.
+ */
+export function checkConfig(arch: string, config: Record<string, unknown>, allowed: Record<string, ConfigRule>): void {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new Error(`${arch}: config must be an object`);
   }
   for (const [key, value] of Object.entries(config)) {
-    const type = allowed[key];
-    if (type === undefined) {
-      throw new Error(`${arch}: unknown config key '${key}' (allowed: ${Object.keys(allowed).join(', ')})`);
+    const rule = allowed[key];
+    if (rule === undefined) {
+      throw new Error(`${arch}: unknown config key '${printable(key, 40)}' (allowed: ${Object.keys(allowed).join(', ')})`);
     }
     if (value === undefined) continue;
-    if (typeof value !== type || (type === 'number' && !Number.isFinite(value as number))) {
-      throw new Error(`${arch}: config '${key}' must be a finite ${type}; got ${JSON.stringify(value)}`);
+    if (rule === 'boolean') {
+      if (typeof value !== 'boolean') throw new Error(`${arch}: config '${key}' must be a boolean; got ${printable(JSON.stringify(value) ?? String(value), 40)}`);
+      continue;
+    }
+    const range = `${rule.minExclusive ? '(' : '['}${rule.min}, ${rule.max}]`;
+    const ok =
+      typeof value === 'number' &&
+      Number.isFinite(value) &&
+      (rule.minExclusive ? value > rule.min : value >= rule.min) &&
+      value <= rule.max &&
+      (!rule.integer || Number.isInteger(value));
+    if (!ok) {
+      throw new Error(`${arch}: config '${key}' must be ${rule.integer ? 'an integer' : 'a number'} in ${range}; got ${printable(JSON.stringify(value) ?? String(value), 40)}`);
     }
   }
 }
