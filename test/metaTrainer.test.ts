@@ -299,7 +299,7 @@ describe('recipes', () => {
     expect(bad((r) => (r.estimators[0].particles = 'many'))).toThrow(/estimators\.0\.particles: must be an integer in \[1, 4096\]; found "many"/);
     expect(bad((r) => (r.estimators[0].type = 'reinforce'))).toThrow(/estimators\.0\.type: .*found "reinforce"/);
     expect(bad((r) => (r.learnedOptimizer.arch = 'velo'))).toThrow(/learnedOptimizer\.arch: .*small_fc_lopt.*found "velo"/);
-    expect(bad((r) => (r.learnedOptimizer.config = { hiddenSize: -3 }))).toThrow(/learnedOptimizer\.config: mlp_lopt: hiddenSize must be an integer/);
+    expect(bad((r) => (r.learnedOptimizer.config = { hiddenSize: -3 }))).toThrow(/learnedOptimizer\.config: mlp_lopt: config 'hiddenSize' must be an integer in \[1, 4096\]; got -3/);
     expect(bad((r) => (r.estimators[0].family = { type: 'fixed', task: 'mlp-nope' }))).toThrow(/estimators\.0\.family: /);
     expect(bad((r) => (r.estimators[0].particlesPerUnit = 8))).toThrow(/particlesPerUnit: must not exceed particles \(4\); found 8/);
     expect(bad((r) => (r.estimators[0].episodeLength = { min: 10, max: 5 }))).toThrow(/estimators\.0\.episodeLength/);

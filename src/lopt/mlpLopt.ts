@@ -26,9 +26,6 @@ export const MLP_LOPT_CONFIG_KEYS: Record<string, ConfigRule> = {
 export function mlpLopt(config: MlpLoptConfig = {}): LearnedOptimizer {
   checkConfig('mlp_lopt', config as Record<string, unknown>, MLP_LOPT_CONFIG_KEYS);
   const hiddenSize = config.hiddenSize ?? 32;
-  if (!Number.isInteger(hiddenSize) || hiddenSize < 1 || hiddenSize > 4096) {
-    throw new Error(`mlp_lopt: hiddenSize must be an integer in [1, 4096]; got ${hiddenSize}`);
-  }
   const stepMult = config.stepMult ?? 0.001;
   const expMult = config.expMult ?? 0.001;
   return perParamLopt({

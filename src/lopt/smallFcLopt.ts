@@ -49,9 +49,6 @@ export function metaDecays(offsets: tf.Tensor, base: readonly number[], clip: bo
 export function smallFcLopt(config: SmallFcLoptConfig = {}): LearnedOptimizer {
   checkConfig('small_fc_lopt', config as Record<string, unknown>, SMALL_FC_CONFIG_KEYS);
   const hiddenSize = config.hiddenSize ?? 32;
-  if (!Number.isInteger(hiddenSize) || hiddenSize < 1 || hiddenSize > 4096) {
-    throw new Error(`small_fc_lopt: hiddenSize must be an integer in [1, 4096]; got ${hiddenSize}`);
-  }
   const mup = config.mup ?? true;
   const stepMult = config.stepMult ?? (mup ? 0.01 : 0.001);
   const expMult = config.expMult ?? 0.001;
