@@ -17,6 +17,7 @@ export const field = {
   beta: () => num('a finite number in [0, 1)', (x) => x >= 0 && x < 1),
   real: () => num('a finite number', () => true),
   count: () => num('an integer >= 1', (x) => Number.isInteger(x) && x >= 1),
+  nonNegativeInteger: () => num('an integer >= 0', (x) => Number.isInteger(x) && x >= 0),
   flag: () => z.boolean({ error: 'must be true or false' }),
   patterns: () =>
     z.array(z.string(), { error: 'must be an array of regular-expression strings matched against parameter names' })

@@ -22,6 +22,8 @@ export interface AdamOptions {
   weightDecay?: number;
   excludeFromWeightDecay?: string[];
   clipGlobalNorm?: number;
+  /** Skip non-finite steps, at most this many in a row (optax apply_if_finite). */
+  applyIfFinite?: number;
   /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
   population?: number;
 }

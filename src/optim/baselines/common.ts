@@ -1,6 +1,7 @@
 import type { Schedule } from '../schedules.js';
 import type { StateTree } from '../../tree/stateTree.js';
 import { chain, identity, type GradientTransformation } from '../transform.js';
+import { applyIfFinite } from '../transforms/applyIfFinite.js';
 import { clipByGlobalNorm } from '../transforms/clipByGlobalNorm.js';
 import { masked } from '../transforms/masked.js';
 import { field, matchesAny } from '../options.js';
@@ -17,6 +18,11 @@ export const commonFields = {
    * and global norms are taken per member, so one op stream steps P models.
    */
   population: field.count().optional(),
+  /**
+   * Skip a step whose gradients hold NaN/Inf (zero updates, state kept), at most this many times
+   * in a row, then step anyway (optax apply_if_finite with max_consecutive_errors).
+   */
+  applyIfFinite: field.nonNegativeInteger().optional(),
 };
 
 /** `inner` applied to the tensors whose names match none of `exclude` (all tensors when empty). */
@@ -49,15 +55,16 @@ function populationGuard(name: string, population: number): GradientTransformati
 /** The baseline's chain behind the options every baseline shares: population check, then clipping. */
 export function withCommon(
   name: string,
-  o: { clipGlobalNorm?: number | undefined; population?: number | undefined },
+  o: { clipGlobalNorm?: number | undefined; population?: number | undefined; applyIfFinite?: number | undefined },
   rest: GradientTransformation<any>[],
 ): GradientTransformation {
   const population = o.population !== undefined;
-  return chain(
+  const steps = chain(
     population ? populationGuard(name, o.population!) : identity,
     o.clipGlobalNorm === undefined ? identity : clipByGlobalNorm(o.clipGlobalNorm, population),
     ...rest,
   );
+  return o.applyIfFinite === undefined ? steps : applyIfFinite(steps, o.applyIfFinite);
 }
 
 /** The options as JSON: schedules become their configs; custom functions cannot be serialized. */

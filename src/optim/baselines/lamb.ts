@@ -27,6 +27,8 @@ export interface LambOptions {
   /** Name patterns exempt from the trust ratio; absent or empty → excludeFromWeightDecay (tensorflow_addons). */
   excludeFromLayerAdaptation?: string[];
   clipGlobalNorm?: number;
+  /** Skip non-finite steps, at most this many in a row (optax apply_if_finite). */
+  applyIfFinite?: number;
   /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
   population?: number;
 }

@@ -30,6 +30,8 @@ export interface LarsOptions {
   /** Name patterns exempt from the trust ratio (optax trust_ratio_mask); independent of the above. */
   excludeFromTrustRatio?: string[];
   clipGlobalNorm?: number;
+  /** Skip non-finite steps, at most this many in a row (optax apply_if_finite). */
+  applyIfFinite?: number;
   /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
   population?: number;
 }
