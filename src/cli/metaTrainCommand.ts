@@ -31,10 +31,13 @@ async function resolveRecipe(o: MetaTrainCommandOptions): Promise<{ recipe: Reci
   if (o.resume !== undefined) {
     const runDir = o.resume;
     if (!existsSync(runDir)) throw new Error(`meta-train --resume: no folder ${runDir}`);
-    if ((await listCheckpoints(runDir)).length === 0) {
-      throw new Error(`meta-train --resume: ${runDir} holds no checkpoint (looked in ${join(runDir, 'checkpoints')})`);
+    // Stopped before its first checkpoint: nothing to continue from, so it starts again from its recipe.
+    const resume = (await listCheckpoints(runDir)).length > 0;
+    if (!resume && o.recipe === undefined && !existsSync(runPaths(runDir).recipe)) {
+      throw new Error(`meta-train --resume: ${runDir} holds no checkpoint (looked in ${join(runDir, 'checkpoints')}) and no recipe.json; start it with --recipe FILE --out ${runDir}`);
     }
-    if (o.recipe !== undefined) return { recipe: (await loadRecipe(o.recipe)).recipe, runDir, resume: true };
+    if (!resume) console.error(`lopt: ${runDir} holds no checkpoint yet: starting it again from its recipe`);
+    if (o.recipe !== undefined) return { recipe: (await loadRecipe(o.recipe)).recipe, runDir, resume };
     const saved = runPaths(runDir).recipe;
     if (!existsSync(saved)) throw new Error(`meta-train --resume: ${runDir} has no recipe.json; pass --recipe FILE`);
     let json: unknown;
@@ -43,7 +46,7 @@ async function resolveRecipe(o: MetaTrainCommandOptions): Promise<{ recipe: Reci
     } catch (e) {
       throw new Error(`meta-train --resume: ${saved} is not valid JSON (${(e as Error).message})`);
     }
-    return { recipe: parseRecipe(json, saved), runDir, resume: true };
+    return { recipe: parseRecipe(json, saved), runDir, resume };
   }
   if (o.recipe === undefined) throw new Error('meta-train: pass --recipe FILE (e.g. meta-train/quick.json) or --resume RUN_DIR');
   const { recipe } = await loadRecipe(o.recipe);

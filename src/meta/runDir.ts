@@ -1,7 +1,7 @@
 // A meta-training run's folder: the recipe it runs, its checkpoints (the last K kept), the final
 // theta and a JSON-lines metrics file.
-import { access, constants, mkdir, readdir, readFile, rm, truncate, writeFile, appendFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, constants, mkdir, readdir, readFile, rm, stat, truncate, writeFile, appendFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { loadCheckpoint } from '../checkpoint/index.js';
 import type { Checkpoint } from '../checkpoint/format.js';
 
@@ -20,11 +20,50 @@ export function runPaths(runDir: string) {
   };
 }
 
+/**
+ * mkdir -p, one level at a time from the nearest existing ancestor, so that a path on a virtual
+ * file system (/proc/sys/x) fails at once: Node's recursive mkdir loops forever there.
+ */
+export async function makeDirs(path: string): Promise<void> {
+  const missing: string[] = [];
+  let at = resolve(path);
+  for (;;) {
+    try {
+      await stat(at);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      missing.push(at);
+      const up = dirname(at);
+      if (up === at) break;
+      at = up;
+    }
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      await mkdir(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+/** Temp files of checkpoint writes that a killed process left behind (write.ts names them). */
+export async function removeStaleTempFiles(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (/^\..+\.lopt\.\d+\.[0-9a-f]+\.tmp$/.test(n)) await rm(join(dir, n), { force: true });
+}
+
 /** Creates the run folder and proves it writable before any work starts. */
 export async function prepareRunDir(runDir: string): Promise<void> {
   const paths = runPaths(runDir);
   try {
-    await mkdir(paths.checkpoints, { recursive: true });
+    await makeDirs(paths.checkpoints);
     await access(runDir, constants.W_OK);
     await access(paths.checkpoints, constants.W_OK);
   } catch (e) {
@@ -75,6 +114,8 @@ export async function newestCheckpoint(runDir: string, warn: (message: string) =
 export async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
   const list = await listCheckpoints(runDir);
   for (const old of list.slice(keep)) await rm(old.path, { force: true });
+  // The folder is locked by this process (runLock.ts): any temp file in it is a dead write's.
+  await removeStaleTempFiles(runPaths(runDir).checkpoints);
 }
 
 /** Metrics lines up to and including `step` (a resumed run rewrites what came after its checkpoint). */

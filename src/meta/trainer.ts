@@ -1,7 +1,7 @@
 // The MetaTrainer: estimators → averaged meta-gradient → outer AdamW → theta, with periodic atomic
 // checkpoints that hold everything needed to continue bit-identically, and typed events for
 // whoever listens (the dashboard, the plain log, tests). Knows nothing of the terminal.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { gitCommit, saveCheckpoint } from '../checkpoint/index.js';
@@ -22,9 +22,11 @@ import { recipeHash, type Recipe } from './recipe.js';
 import {
   appendMetrics,
   checkpointName,
+  makeDirs,
   newestCheckpoint,
   prepareRunDir,
   pruneCheckpoints,
+  removeStaleTempFiles,
   runPaths,
   trimMetrics,
 } from './runDir.js';
@@ -122,9 +124,11 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
   const locks = [await acquireLock(options.runDir, 'run folder', lost)];
   try {
     if (options.continuation !== undefined) {
-      await mkdir(dirname(options.continuation), { recursive: true });
+      await makeDirs(dirname(options.continuation));
       locks.push(await acquireLock(options.continuation, 'continuation file', lost));
     }
+    // Locked: temp files of writes killed with an earlier process can go.
+    await removeStaleTempFiles(runPaths(options.runDir).checkpoints);
     return await metaTrainLocked(options);
   } finally {
     for (const lock of locks.reverse()) await lock.release();
@@ -262,7 +266,7 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
       await appendMetrics(runDir, { ...record, innerLoss: record.innerLoss.map((x) => (Number.isFinite(x) ? x : null)) });
       if (options.continuation !== undefined && state.step % (options.snapshotEvery ?? SNAPSHOT_EVERY) === 0) {
         const path = join(snapshotDir(options.continuation), checkpointName(state.step));
-        await mkdir(dirname(path), { recursive: true });
+        await makeDirs(dirname(path));
         await saveCheckpoint(path, await toCheckpoint(state, lo, estimators, hash, recipe, options.backend, false));
       }
       if (state.step === recipe.outerSteps) break;
