@@ -44,6 +44,24 @@ async function withPool<T>(
 
 const SEEDS = [11, 12, 13, 14, 15];
 
+describe('unit pool memory', () => {
+  it('keeps no reply alive once its caller lets go (meta-training ran out of memory in hours when it did)', async () => {
+    // test/vitest.config.ts starts the test processes with --expose-gc.
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc === undefined) throw new Error('this test needs node --expose-gc (test/vitest.config.ts sets it)');
+    const refs: WeakRef<object>[] = [];
+    await withPool({ workers: 1 }, async (pool) => {
+      for (let i = 0; i < 6; i++) refs.push(new WeakRef(await pool.run<MatmulOutput>('matmul', matmulInput(20 + i))));
+      // Let the promise machinery settle, then collect while the pool is still open.
+      await new Promise((r) => setTimeout(r, 50));
+      gc();
+      await new Promise((r) => setTimeout(r, 50));
+      gc();
+      expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+    });
+  });
+});
+
 describe('unit pool', () => {
   for (const backend of ['wasm', 'cpu'] as const) {
     it(`gives bit-identical results with 0, 1 and 2 workers (${backend})`, async () => {

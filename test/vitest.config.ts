@@ -8,6 +8,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts', 'test/**/*.test.tsx'],
     // tfjs keeps one global engine per process; isolate each file in its own fork.
     pool: 'forks',
+    // The unit-pool memory test collects garbage on purpose.
+    execArgv: ['--expose-gc'],
     globalSetup: ['./test/globalSetup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
