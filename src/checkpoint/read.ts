@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { packr, startsWithMap } from './codec.js';
+import { checkMsgpackBounds, MsgpackBoundsError } from './msgpackBounds.js';
 import { CheckpointError, printable } from './error.js';
 import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, DEFAULT_MAX_BYTES, type Checkpoint } from './format.js';
 import { validateCheckpoint } from './validate.js';
@@ -41,7 +42,21 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   return validateCheckpoint(inner, path, options.arch === undefined ? {} : { arch: options.arch });
 }
 
+/**
+ * msgpack → data, after a walk (msgpackBounds.ts) that bounds what decoding may allocate: a
+ * hostile file is refused before msgpackr builds anything.
+ */
 function decode(path: string, bytes: Uint8Array): unknown {
+  try {
+    checkMsgpackBounds(bytes);
+  } catch (error) {
+    if (!(error instanceof MsgpackBoundsError)) throw error;
+    const reason = printable(error.message, 200);
+    const detail = error.incomplete
+      ? `truncated or incomplete: the msgpack data ends early (${bytes.length} bytes; ${reason})`
+      : `not a valid checkpoint: ${reason}`;
+    throw new CheckpointError(path, undefined, detail, { cause: error });
+  }
   try {
     return packr.unpack(bytes);
   } catch (error) {
