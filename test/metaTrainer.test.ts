@@ -1,12 +1,12 @@
 // The MetaTrainer end to end on small quadratic families: it learns, it resumes bit-identically
 // from any stop, it survives a corrupt checkpoint, and it refuses bad recipes and folders up front.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
-import { loadCheckpoint } from '../src/checkpoint/index.js';
+import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../src/checkpoint/index.js';
 import { useKernels } from '../src/kernels/native.js';
 import type { UnitRunner } from '../src/meta/estimator.js';
 import type { MetaTrainEvent } from '../src/meta/events.js';
@@ -177,6 +177,37 @@ describe('MetaTrainer', () => {
     expect(warning?.message).toMatch(/step-00000004\.lopt is unusable.*checksum mismatch/);
     expect(events.find((e) => e.type === 'run-start')).toMatchObject({ startStep: 2 });
     expect(result.status).toBe('done');
+  });
+
+  it('falls back when the newest checkpoint decodes but holds invalid training state, naming the file and the field', async () => {
+    const r = recipe();
+    const base = join(dir, 'invalid-state');
+    await train(base, r, { stopAfter: 4 });
+    const [newest] = await listCheckpoints(base);
+    const original = await loadCheckpoint(newest!.path);
+    type State = { step: number; estimators: { particles: { episode: number; step: number; length: number }[]; units: unknown[] }[] };
+    const edits: [string, (s: State, c: Checkpoint) => void, RegExp][] = [
+      ['negative particle step', (s) => (s.estimators[0]!.particles[0]!.step = -5), /particle 0: episode, step and length must be non-negative integers/],
+      ['empty unit list', (s) => (s.estimators[0]!.units = []), /expected the state of 2 units, found a list of 0/],
+      ['episode length 1e15', (s) => (s.estimators[0]!.particles[1]!.length = 1e15), /particle 1: episode \d+ is \d+ steps long, the state says 1000000000000000/],
+      ['step past the episode', (s) => (s.estimators[0]!.particles[1]!.step = s.estimators[0]!.particles[1]!.length + 1), /particle 1: step \d+ is past the end of its \d+-step episode/],
+      ['step unlike the file name', (s) => (s.step = 3), /training\.state\.step is 3, but the file is named for step 4/],
+      ['provenance unlike the file name', (_s, c) => (c.provenance.outerStep = 7), /provenance\.outerStep is 7, but the file is named for step 4/],
+      ['non-finite unit numbers', (s) => ((s.estimators[0]!.units[0] as { numbers: unknown[] }).numbers = ['1']), /unit 0: numbers must be a list of at most 10000 finite numbers/],
+    ];
+    for (const [label, edit, problem] of edits) {
+      const runDir = join(dir, `invalid-state-${label.replace(/\W+/g, '-')}`);
+      await cp(base, runDir, { recursive: true });
+      const edited = structuredClone(original);
+      edit(edited.training!.state as unknown as State, edited);
+      await saveCheckpoint(join(runPaths(runDir).checkpoints, 'step-00000004.lopt'), edited);
+      const { events, result } = await train(runDir, r, { resume: true });
+      const warning = events.find((e) => e.type === 'warning') as { message: string } | undefined;
+      expect(warning?.message, label).toMatch(/resuming from the older checkpoint .*step-00000002\.lopt: .*step-00000004\.lopt is unusable/);
+      expect(warning?.message, label).toMatch(problem);
+      expect(events.find((e) => e.type === 'run-start'), label).toMatchObject({ startStep: 2 });
+      expect(result.status, label).toBe('done');
+    }
   });
 
   it('refuses to resume from a folder with no checkpoint, or from another recipe', async () => {

@@ -1,3 +1,5 @@
+export { printable } from '../text/printable.js';
+
 /**
  * Every checkpoint problem, on read or write. The message leads with the file and the field so a
  * user can find the problem without a stack trace: `x.lopt: theta 'mlp/w0': shape [39,32] needs
@@ -15,13 +17,4 @@ export class CheckpointError extends Error {
     this.file = file;
     this.field = field;
   }
-}
-
-/**
- * Text from the file as it may appear in a message: shortened, and with control characters
- * escaped so a hostile file cannot send terminal escape sequences through an error.
- */
-export function printable(s: string, max = 80): string {
-  const short = s.length > max ? `${s.slice(0, max - 3)}...` : s;
-  return short.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

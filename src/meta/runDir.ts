@@ -88,24 +88,43 @@ export async function listCheckpoints(runDir: string): Promise<{ step: number; p
 }
 
 /**
- * The newest checkpoint that loads and validates. A corrupt newer one is skipped with a warning
- * (e.g. a kill during a write on a file system without atomic rename), never silently.
+ * Thrown by a `use` callback of newestCheckpoint when no older checkpoint can help either (the
+ * run folder belongs to another recipe): it stops the search instead of falling back.
  */
-export async function newestCheckpoint(runDir: string, warn: (message: string) => void): Promise<{ step: number; path: string; checkpoint: Checkpoint }> {
+export class ResumeRefusedError extends Error {
+  override readonly name = 'ResumeRefusedError';
+}
+
+/**
+ * The newest checkpoint that loads, validates and that `use` accepts, with what `use` made of
+ * it. A newer one that is corrupt or whose training state `use` refuses (it throws) is skipped
+ * with a warning naming the file (e.g. a kill during a write on a file system without atomic
+ * rename), never silently; a ResumeRefusedError from `use` ends the search at once.
+ */
+export async function newestCheckpoint<T>(
+  runDir: string,
+  warn: (message: string) => void,
+  use: (checkpoint: Checkpoint, entry: { step: number; path: string }) => T,
+): Promise<{ step: number; path: string; checkpoint: Checkpoint; used: T }> {
   const list = await listCheckpoints(runDir);
   if (list.length === 0) {
     throw new Error(`meta-train --resume: ${runDir} holds no checkpoint (looked for ${join(runDir, CHECKPOINT_DIR, 'step-*.lopt')})`);
   }
   const problems: string[] = [];
   for (const entry of list) {
+    let checkpoint: Checkpoint;
+    let used: T;
     try {
-      const checkpoint = await loadCheckpoint(entry.path);
+      checkpoint = await loadCheckpoint(entry.path);
       if (checkpoint.training === undefined) throw new Error('it holds no training state');
-      if (problems.length > 0) warn(`resuming from the older checkpoint ${entry.path}: ${problems.join('; ')}`);
-      return { ...entry, checkpoint };
+      used = use(checkpoint, entry);
     } catch (e) {
+      if (e instanceof ResumeRefusedError) throw e;
       problems.push(`${entry.path} is unusable (${(e as Error).message})`);
+      continue;
     }
+    if (problems.length > 0) warn(`resuming from the older checkpoint ${entry.path}: ${problems.join('; ')}`);
+    return { ...entry, checkpoint, used };
   }
   throw new Error(`meta-train --resume: no usable checkpoint in ${runDir}: ${problems.join('; ')}`);
 }

@@ -12,6 +12,7 @@ import type { LearnedOptimizer } from '../lopt/types.js';
 import { adamw } from '../optim/baselines/adam.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { warmupCosine, type Schedule } from '../optim/schedules.js';
+import { printable } from '../text/printable.js';
 import { disposeState, replaceLeaves, stateLeaves, type StateLeaf } from '../tree/stateTree.js';
 import { buildEstimators } from './buildEstimators.js';
 import { acquireLock } from './runLock.js';
@@ -26,6 +27,7 @@ import {
   newestCheckpoint,
   prepareRunDir,
   pruneCheckpoints,
+  ResumeRefusedError,
   removeStaleTempFiles,
   runPaths,
   trimMetrics,
@@ -163,8 +165,12 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
     resumedFrom = options.continuation!;
     await trimMetrics(runDir, state.step);
   } else if (options.resume) {
-    const found = await newestCheckpoint(runDir, (message) => emit({ type: 'warning', message }));
-    state = restore(found.checkpoint, found.path, lo, opt, estimators, hash);
+    const found = await newestCheckpoint(
+      runDir,
+      (message) => emit({ type: 'warning', message }),
+      (ckpt, entry) => restore(ckpt, entry, recipe.outerSteps, lo, opt, estimators, hash),
+    );
+    state = found.used;
     resumedFrom = found.path;
     await trimMetrics(runDir, state.step);
   } else {
@@ -345,34 +351,50 @@ async function toCheckpoint(
   return ckpt;
 }
 
+/**
+ * The run state a training checkpoint holds, validated before anything is used: the recipe hash
+ * (another recipe's folder is refused outright), the step against the file's name, its
+ * provenance and the recipe's length, then every estimator's and the outer optimizer's state.
+ * Any other problem throws, and the caller falls back to the previous checkpoint.
+ */
 function restore(
   ckpt: Checkpoint,
-  path: string,
+  entry: { step: number; path: string },
+  outerSteps: number,
   lo: LearnedOptimizer,
   opt: Optimizer,
   estimators: GradientEstimator[],
   hash: string,
 ): OuterState {
+  const { path } = entry;
   const t = ckpt.training!;
-  const s = t.state as { recipeHash?: unknown; estimators?: unknown };
+  const s = t.state as { recipeHash?: unknown; estimators?: unknown; step?: unknown };
   if (s.recipeHash !== hash) {
-    throw new Error(
-      `meta-train --resume: ${path} was written by another recipe (recipe hash ${String(s.recipeHash)}, this recipe ${hash}); ` +
+    throw new ResumeRefusedError(
+      `meta-train --resume: ${path} was written by another recipe (recipe hash ${printable(String(s.recipeHash), 80)}, this recipe ${hash}); ` +
         'resume with the recipe the run started with (its copy is recipe.json in the run folder)',
     );
   }
-  const outer = restoreOuter(ckpt, path, lo, opt);
+  if (s.step !== entry.step) throw new Error(`training.state.step is ${printable(String(s.step), 40)}, but the file is named for step ${entry.step}`);
+  if (ckpt.provenance.outerStep !== undefined && ckpt.provenance.outerStep !== entry.step) {
+    throw new Error(`provenance.outerStep is ${ckpt.provenance.outerStep}, but the file is named for step ${entry.step}`);
+  }
+  if (entry.step > outerSteps) throw new Error(`step ${entry.step} is past the recipe's ${outerSteps} outer steps`);
   const arrays: Record<string, Float32Array> = {};
   t.arrays.names.forEach((name, i) => (arrays[name] = t.arrays.data[i]!));
   const est = Array.isArray(s.estimators) ? s.estimators : [];
-  if (est.length !== estimators.length) throw new Error(`meta-train --resume: ${path} holds ${est.length} estimator states, the recipe has ${estimators.length}`);
+  if (est.length !== estimators.length) throw new Error(`it holds ${est.length} estimator states, the recipe has ${estimators.length}`);
+  // Estimators first: each validates before it changes anything, and a later fallback restores
+  // them all again; the outer state last, as it allocates tensors.
   estimators.forEach((e, i) => {
     const prefix = `estimator-${i}/`;
     const own: Record<string, Float32Array> = {};
     for (const [name, a] of Object.entries(arrays)) if (name.startsWith(prefix)) own[name.slice(prefix.length)] = a;
-    e.restore({ json: est[i] as { [key: string]: JsonValue }, arrays: own });
+    const json = est[i];
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`estimator ${i}: expected a state object`);
+    e.restore({ json, arrays: own });
   });
-  return outer;
+  return restoreOuter(ckpt, path, lo, opt);
 }
 
 /** Theta, the outer optimizer's state and the step, from a checkpoint or a continuation file. */

@@ -13,7 +13,8 @@ import {
   type EstimatorSnapshot,
   type GradientEstimator,
 } from './estimator.js';
-import { initialParticles, restartedParticles, type ParticleState } from './particles.js';
+import { printable } from '../text/printable.js';
+import { episodeLength, initialParticles, restartedParticles, type ParticleState } from './particles.js';
 import type { TruncationUnitOutput, UnitState } from './truncationUnit.js';
 
 export interface TruncatedEstimatorOptions extends EstimatorOptions {
@@ -134,39 +135,65 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
     },
 
     restore(snapshot) {
+      // Everything is checked before anything changes: a refused state leaves the estimator as it was.
       const json = snapshot.json as { particles?: unknown; units?: unknown };
       const ps = json.particles;
-      if (!Array.isArray(ps) || ps.length !== K || !ps.every(isParticle)) {
-        throw new Error(`${o.kind}: checkpoint holds no valid state for ${K} particles`);
-      }
+      if (!Array.isArray(ps) || ps.length !== K) throw new Error(`${o.kind}: expected the state of ${K} particles, found ${describeList(ps)}`);
+      ps.forEach((p, i) => checkParticle(p, i));
       const us = json.units;
-      if (!Array.isArray(us) || us.length !== unitCount) throw new Error(`${o.kind}: checkpoint holds state for a different number of units`);
+      if (!Array.isArray(us) || us.length !== unitCount) throw new Error(`${o.kind}: expected the state of ${unitCount} units, found ${describeList(us)}`);
       const restored = us.map((entry, u): UnitState | null => {
         if (entry === null) return null;
-        const e = entry as { params: number; opt: number; numbers: number[] };
+        const e = entry as { params?: unknown; opt?: unknown; numbers?: unknown };
+        const count = (x: unknown, what: string): number => {
+          if (!Number.isSafeInteger(x) || (x as number) < 0 || (x as number) > MAX_UNIT_ARRAYS) {
+            throw new Error(`${o.kind}: unit ${u}: ${what} must be a count in [0, ${MAX_UNIT_ARRAYS}], found ${printable(String(x), 40)}`);
+          }
+          return x as number;
+        };
+        const numbers = e.numbers;
+        if (!Array.isArray(numbers) || numbers.length > MAX_UNIT_ARRAYS || !numbers.every((n) => typeof n === 'number' && Number.isFinite(n))) {
+          throw new Error(`${o.kind}: unit ${u}: numbers must be a list of at most ${MAX_UNIT_ARRAYS} finite numbers`);
+        }
         const get = (name: string) => {
           const a = snapshot.arrays[name];
           if (a === undefined) throw new Error(`${o.kind}: checkpoint is missing array '${name}'`);
           return a;
         };
         return {
-          params: Array.from({ length: e.params }, (_, i) => get(`unit-${u}/param-${i}`)),
-          optTensors: Array.from({ length: e.opt }, (_, i) => get(`unit-${u}/opt-${i}`)),
-          optNumbers: e.numbers.slice(),
+          params: Array.from({ length: count(e.params, 'params') }, (_, i) => get(`unit-${u}/param-${i}`)),
+          optTensors: Array.from({ length: count(e.opt, 'opt') }, (_, i) => get(`unit-${u}/opt-${i}`)),
+          optNumbers: numbers.slice() as number[],
         };
       });
-      if (o.kind === 'truncated-pes') {
-        const acc = snapshot.arrays['accumulators'];
-        if (acc === undefined || acc.length !== accumulators.length) throw new Error(`${o.kind}: checkpoint accumulators do not match`);
-        accumulators.set(acc);
+      const acc = snapshot.arrays['accumulators'];
+      if (o.kind === 'truncated-pes' && (acc === undefined || acc.length !== accumulators.length)) {
+        throw new Error(`${o.kind}: checkpoint accumulators do not match (${acc?.length ?? 'none'} values, expected ${accumulators.length})`);
       }
+      if (acc !== undefined && o.kind === 'truncated-pes') accumulators.set(acc);
       particles = (ps as ParticleState[]).map((p) => ({ ...p }));
       unitStates = restored;
     },
   };
+
+  /** A particle as this estimator would have left it: its episode's length is the one its seeds draw. */
+  function checkParticle(p: unknown, i: number): void {
+    const q = p as Partial<ParticleState> | null;
+    const fields = typeof q === 'object' && q !== null ? [q.episode, q.step, q.length] : [];
+    if (fields.length !== 3 || !fields.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) {
+      throw new Error(`${o.kind}: particle ${i}: episode, step and length must be non-negative integers`);
+    }
+    const { episode, step, length } = q as ParticleState;
+    const expected = episodeLength(o.root, i, episode, o.lengths);
+    if (length !== expected) throw new Error(`${o.kind}: particle ${i}: episode ${episode} is ${expected} steps long, the state says ${length}`);
+    // step = length: the episode just ended; the particle restarts at its next truncation.
+    if (step > length) throw new Error(`${o.kind}: particle ${i}: step ${step} is past the end of its ${length}-step episode`);
+  }
 }
 
-function isParticle(p: unknown): p is ParticleState {
-  const q = p as ParticleState;
-  return typeof q === 'object' && q !== null && [q.episode, q.step, q.length].every((x) => Number.isSafeInteger(x) && x >= 0);
+/** Arrays or numbers one unit's saved state may hold (a task's tensors plus its optimizer's). */
+const MAX_UNIT_ARRAYS = 10_000;
+
+function describeList(x: unknown): string {
+  return Array.isArray(x) ? `a list of ${x.length}` : x === undefined ? 'nothing' : `a ${typeof x}`;
 }
