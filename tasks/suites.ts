@@ -1,13 +1,15 @@
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { plainText } from '../src/text/plainText.js';
+import { printable } from '../src/text/printable.js';
 import { taskFromName } from './registry.js';
 
 export const SUITE_AXES = ['baseline', 'width', 'depth', 'horizon', 'batch', 'dataset', 'architecture', 'synthetic'] as const;
 
 export const suiteSchema = z.strictObject({
-  name: z.string().min(1),
-  description: z.string(),
+  name: plainText(200).min(1),
+  description: plainText(10_000),
   tasks: z
     .array(
       z.strictObject({
@@ -32,14 +34,14 @@ export function parseSuite(json: unknown, source = 'suite'): Suite {
   const r = suiteSchema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    const path = issue.path.length > 0 ? issue.path.join('.') : '(root)';
-    throw new Error(`${source}: ${path}: ${issue.message}`);
+    const path = issue.path.length > 0 ? printable(issue.path.join('.'), 120) : '(root)';
+    throw new Error(`${printable(source, 200)}: ${path}: ${printable(issue.message, 300)}`);
   }
   r.data.tasks.forEach((t, i) => {
     try {
       taskFromName(t.task);
     } catch (e) {
-      throw new Error(`${source}: tasks.${i}.task: ${(e as Error).message}`);
+      throw new Error(`${printable(source, 200)}: tasks.${i}.task: ${(e as Error).message}`);
     }
   });
   return r.data;

@@ -17,6 +17,7 @@ import { createUnitPool } from '../parallel/unitPool.js';
 import { UNITS_MODULE } from '../units.js';
 import { loadSuite, parseSuite, shippedSuitePath, type Suite } from '../../tasks/suites.js';
 import { taskFromName } from '../../tasks/registry.js';
+import { printable, printableMessage } from '../text/printable.js';
 
 export interface BenchCommandOptions {
   suite: string;
@@ -36,7 +37,7 @@ function suiteFrom(nameOrPath: string): Suite {
 }
 
 async function withPool<T>(workers: number, backend: string, fn: (run: (input: BenchRunInput) => Promise<BenchRunOutput>) => Promise<T>): Promise<T> {
-  const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: backend as BackendName, onWarning: (m) => console.error(`lopt: ${m}`) });
+  const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: backend as BackendName, onWarning: (m) => console.error(printableMessage(`lopt: ${m}`)) });
   try {
     return await fn((input) => pool.run<BenchRunOutput>('bench-run', input));
   } finally {
@@ -171,8 +172,8 @@ export async function selectCommand(o: SelectCommandOptions): Promise<Selection>
   console.log(`\n${'candidate'.padEnd(48)} ${'score'.padStart(8)}  final loss / tuned Adam per task (${suite.tasks.map((t) => t.task).join(', ')})`);
   for (const s of selection.scores) {
     const f = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'diverged');
-    console.log(`${s.candidate.padEnd(48)} ${f(s.score).padStart(8)}  ${s.ratios.map(f).join(' ')}`);
+    console.log(`${printable(s.candidate, 200).padEnd(48)} ${f(s.score).padStart(8)}  ${s.ratios.map(f).join(' ')}`);
   }
-  console.log(`selected: ${selection.selected} (lowest geometric mean of final training loss / tuned Adam's)`);
+  console.log(`selected: ${printable(selection.selected, 200)} (lowest geometric mean of final training loss / tuned Adam's)`);
   return selection;
 }

@@ -10,6 +10,7 @@ import { benchCommand, evalCommand, selectCommand } from './benchCommand.js';
 import { DEFAULT_BENCH_OPTIMIZERS } from '../evaluate/runBench.js';
 import { writeModelCard } from '../evaluate/modelCard.js';
 import { shippedCheckpointDir } from '../lopt/io.js';
+import { printableMessage } from '../text/printable.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -40,7 +41,9 @@ const backendOption = new Option('--backend <name>', 'compute backend: auto, ten
 
 const program = new Command('lopt')
   .description('Meta-train, evaluate and use learned optimizers on TensorFlow.js')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander's own errors echo the command line (an unknown option, a bad value): escaped too.
+  .configureOutput({ outputError: (text, write) => write(printableMessage(text)) });
 
 program
   .command('demo')
@@ -163,7 +166,8 @@ program
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  const message = (e as Error).message;
+  // Every error that ends a command reaches the terminal here, escaped whatever input it echoes.
+  const message = printableMessage((e as Error).message);
   console.error(message.startsWith('lopt:') ? message : `lopt: ${message}`);
   process.exitCode = 1;
 });

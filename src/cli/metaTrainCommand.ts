@@ -13,6 +13,7 @@ import { metaTrain } from '../meta/trainer.js';
 import { UNITS_MODULE } from '../units.js';
 import { createUnitPool } from '../parallel/unitPool.js';
 import { chooseReporter } from './metaTrain/reporter.js';
+import { printableMessage } from '../text/printable.js';
 
 export interface MetaTrainCommandOptions {
   recipe?: string;
@@ -110,8 +111,8 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
     process.off('SIGINT', onSigint);
   }
   if (result.status === 'failed') {
-    console.error(`lopt: meta-training failed at outer step ${result.step}: ${result.error?.message ?? 'unknown error'}`);
-    if (result.lastCheckpoint) console.error(`lopt: the last checkpoint is ${result.lastCheckpoint}; continue with --resume ${runDir}`);
+    console.error(printableMessage(`lopt: meta-training failed at outer step ${result.step}: ${result.error?.message ?? 'unknown error'}`));
+    if (result.lastCheckpoint) console.error(printableMessage(`lopt: the last checkpoint is ${result.lastCheckpoint}; continue with --resume ${runDir}`));
     return 1;
   }
   if (result.status === 'stopped') {

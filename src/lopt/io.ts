@@ -8,6 +8,7 @@ import type { TfjsOptimizer } from '../tfjs/adapter.js';
 import type { Params } from '../tree/params.js';
 import { createLearnedOptimizer } from './registry.js';
 import type { LearnedOptimizer, LearnedOptimizerOptions } from './types.js';
+import { printable } from '../text/printable.js';
 
 /** A learned optimizer with its meta-parameters, as a checkpoint holds it. */
 export interface LoadedLearnedOptimizer {
@@ -54,7 +55,7 @@ function checkTheta(file: string, lo: LearnedOptimizer, ckpt: Checkpoint): void 
   const got = ckpt.theta;
   if (got.names.length !== want.length || want.some(([n], i) => got.names[i] !== n)) {
     throw new Error(
-      `${file}: theta names [${got.names.join(', ')}] do not match ${lo.arch}'s [${want.map(([n]) => n).join(', ')}]`,
+      `${file}: theta names [${printable(got.names.join(', '), 400)}] do not match ${lo.arch}'s [${want.map(([n]) => n).join(', ')}]`,
     );
   }
   want.forEach(([name, shape], i) => {

@@ -3,6 +3,7 @@ import { learnableSgd, type LearnableSgdConfig } from './learnableSgd.js';
 import { mlpLopt, type MlpLoptConfig } from './mlpLopt.js';
 import { smallFcLopt, type SmallFcLoptConfig } from './smallFcLopt.js';
 import type { LearnedOptimizer, LearnedOptimizerArch } from './types.js';
+import { printable } from '../text/printable.js';
 
 export const LEARNED_OPTIMIZERS: Readonly<Record<LearnedOptimizerArch, (config: Record<string, unknown>) => LearnedOptimizer>> =
   Object.freeze({
@@ -18,7 +19,7 @@ export function isLearnedOptimizerArch(arch: string): arch is LearnedOptimizerAr
 /** Rebuilds a learned optimizer from its arch and JSON config (untrusted: both are validated). */
 export function createLearnedOptimizer(arch: string, config: Record<string, unknown> = {}): LearnedOptimizer {
   if (!isLearnedOptimizerArch(arch)) {
-    throw new Error(`unknown learned optimizer architecture '${arch}'; allowed: ${Object.keys(LEARNED_OPTIMIZERS).join(', ')}`);
+    throw new Error(`unknown learned optimizer architecture '${printable(arch, 80)}'; allowed: ${Object.keys(LEARNED_OPTIMIZERS).join(', ')}`);
   }
   return LEARNED_OPTIMIZERS[arch](config);
 }

@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { createLearnedOptimizer } from '../lopt/registry.js';
 import { familyFromSpec, familySpecSchema } from '../../tasks/families.js';
 import { taskFromName } from '../../tasks/registry.js';
+import { printable } from '../text/printable.js';
+import { plainText } from '../text/plainText.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.number({ error: `must be an integer in [${min}, ${max}]` }).int({ error: `must be an integer in [${min}, ${max}]` }).min(min, { error: `must be an integer in [${min}, ${max}]` }).max(max, { error: `must be an integer in [${min}, ${max}]` });
@@ -62,8 +64,8 @@ const estimatorSchema = z.discriminatedUnion('type', [
 ]);
 
 export const recipeSchema = z.strictObject({
-  name: z.string().min(1).optional(),
-  description: z.string().optional(),
+  name: plainText(200).min(1).optional(),
+  description: plainText(10_000).optional(),
   seed: int(0).default(0),
   learnedOptimizer: z.strictObject({
     arch: z.enum(['small_fc_lopt', 'mlp_lopt', 'learnable_sgd']),
@@ -121,7 +123,7 @@ export type EstimatorSpec = Recipe['estimators'][number];
 function describeValue(v: unknown): string {
   if (v === undefined) return 'nothing';
   const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+  return printable(s === undefined ? String(v) : s, 60);
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
@@ -138,10 +140,11 @@ export function parseRecipe(value: unknown, source: string): Recipe {
   const r = recipeSchema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
-    const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.map((k) => `'${k}'`).join(', ')})` : '';
+    const path = issue.path.length > 0 ? printable(issue.path.map(String).join('.'), 120) : '(root)';
+    const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.map((k) => `'${printable(k, 80)}'`).join(', ')})` : '';
     const found = issue.code === 'unrecognized_keys' ? '' : `; found ${describeValue(valueAt(value, issue.path))}`;
-    throw new Error(`recipe ${source}: ${path}: ${issue.message}${extra}${found}`);
+    // zod's message for unknown keys quotes them: the keys come from the file, so it is escaped too.
+    throw new Error(`recipe ${printable(source, 200)}: ${path}: ${printable(issue.message, 300)}${extra}${found}`);
   }
   const recipe = r.data;
   const fail = (path: string, message: string): never => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isSchedule, type Schedule } from './schedules.js';
 import type { MupScale } from './transforms/scaleByMup.js';
+import { printable } from '../text/printable.js';
 
 /** Field schemas whose messages say what is allowed (they complete "option 'x' …"). */
 const num = (what: string, ok: (x: number) => boolean) =>
@@ -44,9 +45,9 @@ function show(v: unknown): string {
   if (typeof v === 'function') return 'a function';
   if (typeof v === 'number') return String(v);
   try {
-    return JSON.stringify(v) ?? String(v);
+    return printable(JSON.stringify(v) ?? String(v), 120);
   } catch {
-    return String(v);
+    return printable(String(v), 120);
   }
 }
 
@@ -68,14 +69,14 @@ export function parseOptions<S extends z.ZodRawShape>(
   const issue = result.error.issues[0]!;
   if (issue.code === 'unrecognized_keys') {
     throw new Error(
-      `${optimizer}: unknown option '${issue.keys[0]}'; allowed options: ${Object.keys(shape).join(', ')}`,
+      `${optimizer}: unknown option '${printable(String(issue.keys[0]), 80)}'; allowed options: ${Object.keys(shape).join(', ')}`,
     );
   }
   const key = String(issue.path[0] ?? '');
   if (given[key] === undefined) {
     throw new Error(`${optimizer}: option '${key}' is required; it ${issue.message}`);
   }
-  const where = issue.path.length > 1 ? ` (at ${issue.path.join('.')})` : '';
+  const where = issue.path.length > 1 ? ` (at ${printable(issue.path.join('.'), 120)})` : '';
   throw new Error(`${optimizer}: option '${key}'${where} ${issue.message}; got ${show(given[key])}`);
 }
 

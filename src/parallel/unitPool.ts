@@ -14,6 +14,7 @@ import { Piscina } from 'piscina';
 import { initBackend } from '../backend/select.js';
 import { kernelMode, kernelThreads } from '../kernels/native.js';
 import { isUnitStartNotice, type UnitReply, type UnitTask, type UnitWorkerData } from './protocol.js';
+import { printableMessage } from '../text/printable.js';
 
 export interface UnitPoolOptions {
   /** 0 = run units in this thread (no workers); N ≥ 1 = N worker threads. */
@@ -51,7 +52,7 @@ export async function createUnitPool(options: UnitPoolOptions): Promise<UnitPool
   if (!Number.isInteger(retries) || retries < 0) {
     throw new Error(`lopt: unit pool retries must be an integer ≥ 0, got ${retries}`);
   }
-  const warn = options.onWarning ?? ((message: string) => console.error(`lopt: ${message}`));
+  const warn = options.onWarning ?? ((message: string) => console.error(printableMessage(`lopt: ${message}`)));
   return workers === 0
     ? createInProcessPool(options)
     : createWorkerPool(options, workers, retries, warn);

@@ -3,6 +3,7 @@
 // from outside React, and so that the folding can be tested without rendering anything.
 import { createEventStore, type EventStore } from '../eventStore.js';
 import type { CheckpointEvent, MetaTrainEvent, OuterStepEvent, RunEndEvent, RunStartEvent } from '../../meta/events.js';
+import { printable } from '../../text/printable.js';
 
 /** How many meta-loss values the chart keeps; the chart itself may show fewer on a narrow terminal. */
 export const META_LOSS_HISTORY = 100;
@@ -44,7 +45,17 @@ function keepLast<T>(items: T[], item: T, count: number): T[] {
 export function reduceDashboard(state: DashboardState, event: MetaTrainEvent): DashboardState {
   switch (event.type) {
     case 'run-start':
-      return { ...state, run: event };
+      // Names and paths come from files and the command line: escaped once, here, for the screen.
+      return {
+        ...state,
+        run: {
+          ...event,
+          recipeName: printable(event.recipeName, 80),
+          runDir: printable(event.runDir, 200),
+          resumedFrom: event.resumedFrom === null ? null : printable(event.resumedFrom, 200),
+          estimators: event.estimators.map((label) => printable(label, 200)),
+        },
+      };
     case 'outer-step':
       return {
         ...state,
@@ -57,7 +68,7 @@ export function reduceDashboard(state: DashboardState, event: MetaTrainEvent): D
     case 'warning':
       return {
         ...state,
-        warnings: keepLast(state.warnings, event.message, WARNINGS_SHOWN),
+        warnings: keepLast(state.warnings, printable(event.message, 1000), WARNINGS_SHOWN),
         warningCount: state.warningCount + 1,
       };
     case 'run-end':
