@@ -7,6 +7,8 @@ import { lars } from '../src/optim/baselines/lars.js';
 import { nesterov, sgd } from '../src/optim/baselines/sgd.js';
 import { scheduleFromConfig } from '../src/optim/schedules.js';
 import { useBackend } from './helpers/backend.js';
+import { createLearnedOptimizer, LEARNED_OPTIMIZERS } from '../src/lopt/registry.js';
+import { stateTensors } from '../src/tree/stateTree.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
@@ -94,5 +96,39 @@ describe('serialization', () => {
   it('a custom function cannot be serialized, and says so', () => {
     const o = adam({ learningRate: (t) => 1 / (t + 1) });
     expect(() => o.toConfig()).toThrow(/adam: option 'learningRate' is a custom function and cannot be serialized/);
+  });
+});
+
+describe('zero-size and non-float32 tensors: one clear error from every optimizer', () => {
+  const learned = Object.keys(LEARNED_OPTIMIZERS).map((arch) => {
+    const lo = createLearnedOptimizer(arch, {});
+    return { name: arch, make: () => lo.optimizer(lo.initTheta(0)) };
+  });
+  const all = [
+    ...Object.keys(OPTIMIZERS).map((name) => ({ name, make: () => createOptimizer(name, { learningRate: 0.1, ...(name === 'muadam' ? { mupScale: () => 1 } : {}) }) })),
+    ...learned,
+  ];
+
+  it('every optimizer refuses them at init, update and step, naming the parameter', () => {
+    for (const { name, make } of all) {
+      const opt = make();
+      const w = tf.ones([3, 2]);
+      const ints = tf.tensor([1, 2, 3], [3], 'int32');
+      const empty = tf.zeros([0, 3]);
+      expect(() => opt.init({ w, n: ints }), name).toThrow(`${opt.name}: parameter 'n' is int32; lopt optimizers update float32 tensors (cast it: tf.cast(t, 'float32'))`);
+      expect(() => opt.init({ w, e: empty }), name).toThrow(`${opt.name}: parameter 'e' has shape [0,3], no elements; leave it out of the parameters (there is nothing to update)`);
+      const g = tf.tensor([1, 2, 3, 4, 5, 6], [3, 2], 'int32');
+      const before = tf.memory().numTensors;
+      const state = opt.init({ w });
+      expect(() => opt.update({ w: g }, state, { w }), name).toThrow(`${opt.name}: gradient 'w' is int32; lopt optimizers update float32 tensors (cast it: tf.cast(t, 'float32'))`);
+      expect(() => opt.step({ w }, { w: g }, state), name).toThrow(`${opt.name}: gradient 'w' is int32`);
+      // The refused calls changed and leaked nothing: a normal step still works.
+      const grad = tf.onesLike(w);
+      const next = opt.step({ w: tf.clone(w) }, { w: grad }, state);
+      expect(next.params['w']!.dtype, name).toBe('float32');
+      tf.dispose([grad, next.params['w']!, ...stateTensors(next.state.inner)]);
+      expect(tf.memory().numTensors, name).toBe(before);
+      tf.dispose([w, ints, empty, g]);
+    }
   });
 });

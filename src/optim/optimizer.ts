@@ -3,6 +3,7 @@ import type { Params } from '../tree/params.js';
 import { disposeReplaced, stateTensors, type StateTree } from '../tree/stateTree.js';
 import type { GradientTransformation } from './transform.js';
 import { TfjsOptimizer } from '../tfjs/adapter.js';
+import { printable } from '../text/printable.js';
 
 export interface ParamSpec {
   name: string;
@@ -40,6 +41,17 @@ export class Optimizer<O extends object = object> {
   }
 
   init(params: Params): OptimizerState {
+    if (typeof params !== 'object' || params === null) {
+      throw new Error(`${this.name}: parameters must be a map from parameter name to tensor; got ${String(params)}`);
+    }
+    for (const [name, t] of Object.entries(params)) {
+      this.checkTensor('parameter', name, t);
+      // An empty tensor has no elements to update, and norms and means over it are 0/0: every
+      // optimizer refuses it here the same way rather than each failing (or not) in its own math.
+      if (t.size === 0) {
+        throw new Error(`${this.name}: parameter '${printable(name)}' has shape ${shapeText(t.shape)}, no elements; leave it out of the parameters (there is nothing to update)`);
+      }
+    }
     const spec = Object.entries(params).map(([name, t]) => ({ name, shape: t.shape.slice() }));
     return { spec, inner: this.transform.init(params) };
   }
@@ -111,14 +123,20 @@ export class Optimizer<O extends object = object> {
     }
     for (const s of spec) {
       const t = tree[s.name];
-      if (!(t instanceof tf.Tensor)) {
-        throw new Error(`${this.name}: ${kind} '${s.name}' is not a tensor`);
-      }
+      this.checkTensor(kind, s.name, t);
       if (!sameShape(t.shape, s.shape)) {
         throw new Error(
-          `${this.name}: ${kind} '${s.name}' has shape ${shapeText(t.shape)}, expected ${shapeText(s.shape)}`,
+          `${this.name}: ${kind} '${s.name}' has shape ${shapeText(t!.shape)}, expected ${shapeText(s.shape)}`,
         );
       }
+    }
+  }
+
+  /** Every optimizer's math is float32: an int32 or bool tensor is refused, never cast silently. */
+  private checkTensor(kind: 'gradient' | 'parameter', name: string, t: unknown): asserts t is tf.Tensor {
+    if (!(t instanceof tf.Tensor)) throw new Error(`${this.name}: ${kind} '${printable(name)}' is not a tensor`);
+    if (t.dtype !== 'float32') {
+      throw new Error(`${this.name}: ${kind} '${printable(name)}' is ${t.dtype}; lopt optimizers update float32 tensors (cast it: tf.cast(t, 'float32'))`);
     }
   }
 }
