@@ -32,7 +32,7 @@ export { adam, adamw, muadam, type AdamOptions, type MuAdamOptions } from './opt
 export { lamb, type LambOptions } from './optim/baselines/lamb.js';
 export { lars, tvlars, type LarsOptions, type TvlarsOptions } from './optim/baselines/lars.js';
 export { OPTIMIZERS, createOptimizer, isOptimizerName, type OptimizerName } from './optim/registry.js';
-export { TfjsOptimizer } from './tfjs/adapter.js';
+export { TfjsOptimizer, asTfjsOptimizer } from './tfjs/adapter.js';
 export { MupReadout, mupMlp, mupScaleFor, type MupMlpOptions } from './tfjs/mup.js';
 
 export type { LearnedOptimizer, LearnedOptimizerArch, LearnedOptimizerOptions } from './lopt/types.js';

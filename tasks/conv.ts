@@ -2,7 +2,8 @@
 // the population natively, so they loop over the P members; the dense readout is batched.
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseOptions } from '../src/optim/options.js';
+import { parseOptions } from '../src/schema/parseOptions.js';
+import { intIn, oneOf } from '../src/schema/fields.js';
 import type { Params } from '../src/tree/params.js';
 import { imageBatches } from './data/batches.js';
 import { loadImageDataset, type ImageDataset } from './data/images.js';
@@ -14,35 +15,21 @@ export const CONV_DATASETS = ['mnist', 'fashion-mnist'] as const;
 export const CONV_IMAGE_SIZES = [8, 16, 28] as const;
 const NUM_CLASSES = 10;
 
-export interface ConvConfig {
-  dataset: (typeof CONV_DATASETS)[number];
-  imageSize: (typeof CONV_IMAGE_SIZES)[number];
-  /** Channels of both conv layers. */
-  width: number;
-  batchSize: number;
-  parametrization: Parametrization;
-}
-
-const oneOf = <T>(allowed: readonly T[]) =>
-  z.custom<T>((v) => allowed.includes(v as T), {
-    error: `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
-  });
-const intIn = (lo: number, hi: number) =>
-  z.custom<number>((v) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi, {
-    error: `must be an integer in [${lo}, ${hi}]`,
-  });
 
 const convFields = {
   dataset: oneOf(CONV_DATASETS),
   imageSize: oneOf(CONV_IMAGE_SIZES),
+  /** Channels of both conv layers. */
   width: intIn(1, 4096),
   batchSize: intIn(1, 65536),
-  parametrization: oneOf(['mup', 'sp'] as const),
+  parametrization: oneOf<Parametrization>(['mup', 'sp']),
 };
+
+export type ConvConfig = z.output<z.ZodObject<typeof convFields>>;
 
 /** Throws (naming the task, field, value and what is allowed) unless `cfg` is a valid ConvConfig. */
 export function validateConvConfig(cfg: unknown): ConvConfig {
-  return parseOptions('conv task', convFields, cfg) as ConvConfig;
+  return parseOptions('conv task', convFields, cfg);
 }
 
 const DATASET_TAG: Record<ConvConfig['dataset'], string> = { mnist: 'mnist', 'fashion-mnist': 'fashion' };

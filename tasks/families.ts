@@ -3,7 +3,7 @@ import { Rng } from '../src/random/rng.js';
 import { ACTIVATIONS, MAX_DEPTH, MAX_WIDTH, mlpName, validateMlpConfig, type MlpConfig } from './mlp.js';
 import { taskFromName } from './registry.js';
 import type { Task } from './types.js';
-import { printable } from '../src/text/printable.js';
+import { issueText } from '../src/schema/parseOptions.js';
 
 /**
  * learned_optimization's TaskFamily: `sample(rng)` draws a task configuration — here its canonical
@@ -69,11 +69,7 @@ export function mlpFamily(spec: Omit<MlpFamilySpec, 'type'>): TaskFamily {
 /** Builds a family from its JSON spec (untrusted: validated, errors name the field path). */
 export function familyFromSpec(spec: unknown): TaskFamily {
   const r = familySpecSchema.safeParse(spec);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const path = issue.path.length > 0 ? printable(issue.path.join('.'), 120) : '(root)';
-    throw new Error(`task family spec: ${path}: ${printable(issue.message, 300)}`);
-  }
+  if (!r.success) throw new Error(`task family spec: ${issueText(r.error, spec)}`);
   const s = r.data;
   return s.type === 'fixed' ? fixedFamily(s.task) : mlpFamily(s);
 }

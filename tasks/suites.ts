@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { plainText } from '../src/text/plainText.js';
 import { printable } from '../src/text/printable.js';
+import { issueText } from '../src/schema/parseOptions.js';
 import { taskFromName } from './registry.js';
 
 export const SUITE_AXES = ['baseline', 'width', 'depth', 'horizon', 'batch', 'dataset', 'architecture', 'synthetic'] as const;
@@ -32,11 +33,7 @@ const MAX_SUITE_BYTES = 1 << 20;
 /** Validates a parsed suite: schema first, then every task name must build. */
 export function parseSuite(json: unknown, source = 'suite'): Suite {
   const r = suiteSchema.safeParse(json);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const path = issue.path.length > 0 ? printable(issue.path.join('.'), 120) : '(root)';
-    throw new Error(`${printable(source, 200)}: ${path}: ${printable(issue.message, 300)}`);
-  }
+  if (!r.success) throw new Error(`${printable(source, 200)}: ${issueText(r.error, json)}`);
   r.data.tasks.forEach((t, i) => {
     try {
       taskFromName(t.task);

@@ -4,7 +4,8 @@
 // Pre-LayerNorm blocks, ReLU MLP (4×width), no biases in the linear maps (LayerNorm has them).
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseOptions } from '../src/optim/options.js';
+import { parseOptions } from '../src/schema/parseOptions.js';
+import { intIn, oneOf } from '../src/schema/fields.js';
 import type { Params } from '../src/tree/params.js';
 import { textBatches } from './data/batches.js';
 import { loadText, type TextDataset } from './data/text.js';
@@ -12,39 +13,28 @@ import { initPopulation, type InitRule } from './init.js';
 import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } from './normalize.js';
 import type { Batch, BatchStream, Parametrization, Split, Task } from './types.js';
 
-export interface TransformerConfig {
-  /** d_model. */
-  width: number;
-  /** Number of blocks. */
-  depth: number;
-  /** Attention heads; must divide width. */
-  heads: number;
-  seqLen: number;
-  batchSize: number;
-  parametrization: Parametrization;
-}
 
 const MAX_SEQ_LEN = 4096;
 const LN_EPS = 1e-5;
 const MLP_RATIO = 4;
 
-const intIn = (lo: number, hi: number) =>
-  z.custom<number>((v) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi, {
-    error: `must be an integer in [${lo}, ${hi}]`,
-  });
-
 const transformerFields = {
+  /** d_model. */
   width: intIn(1, 8192),
+  /** Number of blocks. */
   depth: intIn(1, 64),
+  /** Attention heads; must divide width. */
   heads: intIn(1, 8192),
   seqLen: intIn(1, MAX_SEQ_LEN),
   batchSize: intIn(1, 65536),
-  parametrization: z.custom<Parametrization>((v) => v === 'mup' || v === 'sp', { error: 'must be one of "mup", "sp"' }),
+  parametrization: oneOf<Parametrization>(['mup', 'sp']),
 };
+
+export type TransformerConfig = z.output<z.ZodObject<typeof transformerFields>>;
 
 /** Throws (naming the task, field, value and what is allowed) unless `cfg` is a valid TransformerConfig. */
 export function validateTransformerConfig(cfg: unknown): TransformerConfig {
-  const c = parseOptions('transformer task', transformerFields, cfg) as TransformerConfig;
+  const c = parseOptions('transformer task', transformerFields, cfg);
   if (c.width % c.heads !== 0) {
     throw new Error(`transformer task: option 'heads' must divide width (${c.width}); got ${c.heads}`);
   }

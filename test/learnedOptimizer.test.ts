@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { asTfjsOptimizer } from '../src/tfjs/adapter.js';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -603,7 +604,7 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
       const m = tfl.sequential();
       m.add(tfl.layers.dense({ units: 8, inputShape: [5], activation: 'relu', kernelInitializer: tfl.initializers.glorotNormal({ seed: 1 }) }));
       m.add(tfl.layers.dense({ units: 2, kernelInitializer: tfl.initializers.glorotNormal({ seed: 2 }) }));
-      m.compile({ optimizer: lo.optimizer(theta).asTfjsOptimizer(), loss: 'meanSquaredError' });
+      m.compile({ optimizer: asTfjsOptimizer(lo.optimizer(theta)), loss: 'meanSquaredError' });
       const x = tf.randomNormal([64, 5], 0, 1, 'float32', 3);
       const y = tf.randomNormal([64, 2], 0, 1, 'float32', 4);
       const w0 = arr(m.getWeights()[0]!);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { asTfjsOptimizer } from '../src/tfjs/adapter.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OPTIMIZERS, createOptimizer } from '../src/optim/registry.js';
 import { adam, muadam } from '../src/optim/baselines/adam.js';
@@ -78,7 +79,7 @@ describe('hyperparameters cannot be changed silently', () => {
       (o.options as { learningRate: number }).learningRate = 1;
     }).toThrow(/read only|read-only|not extensible|Cannot assign/);
     expect(o.options.learningRate).toBe(0.1);
-    const t = o.asTfjsOptimizer();
+    const t = asTfjsOptimizer(o);
     expect(() => t.setLearningRate(1)).toThrow(/lars \(tfjs optimizer\): hyperparameters are fixed at construction; pass a schedule/);
     expect(() => t.setMomentum(0.5)).toThrow(/build a new optimizer with lars\(\{ momentum \}\)/);
   });

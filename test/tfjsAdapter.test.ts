@@ -6,8 +6,7 @@ import { lars } from '../src/optim/baselines/lars.js';
 import { adam } from '../src/optim/baselines/adam.js';
 import type { Optimizer } from '../src/optim/optimizer.js';
 import { warmupCosine } from '../src/optim/schedules.js';
-import { TfjsOptimizer } from '../src/tfjs/adapter.js';
-import '../src/optim/registry.js'; // registers lopt.Optimizer with tfjs serialization
+import { TfjsOptimizer, asTfjsOptimizer } from '../src/tfjs/adapter.js';
 import type { Params } from '../src/tree/params.js';
 import { mismatch } from './helpers/reference.js';
 import { useBackend } from './helpers/backend.js';
@@ -59,7 +58,7 @@ describe.each([
   it('lowers the loss and matches the functional path step for step', async () => {
     const { x, y } = data();
     const m = model(1);
-    m.compile({ optimizer: make().asTfjsOptimizer(), loss: 'meanSquaredError' });
+    m.compile({ optimizer: asTfjsOptimizer(make()), loss: 'meanSquaredError' });
     const ref = functionalRun(make(), m, x, y, 12);
     const h = await m.fit(x, y, { epochs: 12, batchSize: 32, shuffle: false, verbose: 0 });
     const fitLosses = h.history.loss as number[];
@@ -79,7 +78,7 @@ describe('serialization through model.save / loadLayersModel', () => {
     const { x, y } = data();
     const make = () => lamb({ learningRate: warmupCosine({ peak: 0.05, warmupSteps: 3, totalSteps: 20 }), weightDecay: 0.01, excludeFromWeightDecay: ['bias'] });
     const m = model(3);
-    m.compile({ optimizer: make().asTfjsOptimizer(), loss: 'meanSquaredError' });
+    m.compile({ optimizer: asTfjsOptimizer(make()), loss: 'meanSquaredError' });
     await m.fit(x, y, { epochs: 4, batchSize: 32, shuffle: false, verbose: 0 });
 
     let artifacts: tf.io.ModelArtifacts | undefined;
@@ -99,7 +98,7 @@ describe('serialization through model.save / loadLayersModel', () => {
     // A fresh optimizer (no restored state) would differ: the check above can fail.
     const fresh = model(3);
     fresh.setWeights(reloaded.getWeights().map((w) => w.clone()));
-    fresh.compile({ optimizer: make().asTfjsOptimizer(), loss: 'meanSquaredError' });
+    fresh.compile({ optimizer: asTfjsOptimizer(make()), loss: 'meanSquaredError' });
     const c = await fresh.fit(x, y, { epochs: 3, batchSize: 32, shuffle: false, verbose: 0 });
     expect(mismatch(c.history.loss as number[], b.history.loss as number[], 1e-6, 1e-7)).not.toBeNull();
     tf.dispose([x, y]);
@@ -108,7 +107,7 @@ describe('serialization through model.save / loadLayersModel', () => {
 
   it('accepts both gradient forms and refuses a state of the wrong size', async () => {
     const v = tf.variable(tf.ones([3]), true, 'adapter_test/w');
-    const o = adam({ learningRate: 0.1 }).asTfjsOptimizer();
+    const o = asTfjsOptimizer(adam({ learningRate: 0.1 }));
     o.applyGradients({ 'adapter_test/w': tf.ones([3]) });
     o.applyGradients([{ name: 'adapter_test/w', tensor: tf.ones([3]) }]);
     expect(o.iterations).toBe(2);
@@ -137,7 +136,7 @@ describe('serialization through model.save / loadLayersModel', () => {
   it('keeps numTensors flat over many fit steps', async () => {
     const { x, y } = data();
     const m = model(5);
-    m.compile({ optimizer: lars({ learningRate: 0.5 }).asTfjsOptimizer(), loss: 'meanSquaredError' });
+    m.compile({ optimizer: asTfjsOptimizer(lars({ learningRate: 0.5 })), loss: 'meanSquaredError' });
     await m.fit(x, y, { epochs: 2, batchSize: 8, shuffle: false, verbose: 0 });
     const before = tf.memory().numTensors;
     await m.fit(x, y, { epochs: 25, batchSize: 8, shuffle: false, verbose: 0 });

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, thetaFromCheckpoint, thetaToCheckpoint, gitCommit } from '../checkpoint/index.js';
 import type { Checkpoint, Provenance } from '../checkpoint/format.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import type { TfjsOptimizer } from '../tfjs/adapter.js';
+import { asTfjsOptimizer, type TfjsOptimizer } from '../tfjs/adapter.js';
 import type { Params } from '../tree/params.js';
 import { createLearnedOptimizer } from './registry.js';
 import type { LearnedOptimizer, LearnedOptimizerOptions } from './types.js';
@@ -87,7 +87,7 @@ export async function loadLearnedOptimizer(pathOrName: string): Promise<LoadedLe
     theta,
     checkpoint: ckpt,
     optimizer: (options) => lo.optimizer(theta, options),
-    asTfjsOptimizer: (options) => lo.optimizer(theta, options).asTfjsOptimizer(),
+    asTfjsOptimizer: (options) => asTfjsOptimizer(lo.optimizer(theta, options)),
     dispose: () => tf.dispose(Object.values(theta)),
   };
 }

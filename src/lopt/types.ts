@@ -27,7 +27,7 @@ export interface LearnedOptimizerOptions {
 
 /**
  * learned_optimization's LearnedOptimizer: meta-parameters theta (what ES perturbs and a checkpoint
- * stores) and, for a given theta, an Optimizer (so also asTfjsOptimizer() for model.fit).
+ * stores) and, for a given theta, an Optimizer (so also asTfjsOptimizer(optimizer) for model.fit).
  */
 export interface LearnedOptimizer {
   readonly arch: LearnedOptimizerArch;

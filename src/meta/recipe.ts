@@ -9,6 +9,7 @@ import { familyFromSpec, familySpecSchema } from '../../tasks/families.js';
 import { taskFromName } from '../../tasks/registry.js';
 import { printable } from '../text/printable.js';
 import { plainText } from '../text/plainText.js';
+import { issueText } from '../schema/parseOptions.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.number({ error: `must be an integer in [${min}, ${max}]` }).int({ error: `must be an integer in [${min}, ${max}]` }).min(min, { error: `must be an integer in [${min}, ${max}]` }).max(max, { error: `must be an integer in [${min}, ${max}]` });
@@ -120,32 +121,10 @@ export const recipeSchema = z.strictObject({
 export type Recipe = z.output<typeof recipeSchema>;
 export type EstimatorSpec = Recipe['estimators'][number];
 
-function describeValue(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  const s = JSON.stringify(v);
-  return printable(s === undefined ? String(v) : s, 60);
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let v: unknown = root;
-  for (const key of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<PropertyKey, unknown>)[key];
-  }
-  return v;
-}
-
 /** Validates a parsed recipe; `source` names it in errors. Semantic checks (task names, architecture config) included. */
 export function parseRecipe(value: unknown, source: string): Recipe {
   const r = recipeSchema.safeParse(value);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const path = issue.path.length > 0 ? printable(issue.path.map(String).join('.'), 120) : '(root)';
-    const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.map((k) => `'${printable(k, 80)}'`).join(', ')})` : '';
-    const found = issue.code === 'unrecognized_keys' ? '' : `; found ${describeValue(valueAt(value, issue.path))}`;
-    // zod's message for unknown keys quotes them: the keys come from the file, so it is escaped too.
-    throw new Error(`recipe ${printable(source, 200)}: ${path}: ${printable(issue.message, 300)}${extra}${found}`);
-  }
+  if (!r.success) throw new Error(`recipe ${printable(source, 200)}: ${issueText(r.error, value)}`);
   const recipe = r.data;
   const fail = (path: string, message: string): never => {
     throw new Error(`recipe ${source}: ${path}: ${message}`);

@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../tree/params.js';
 import { disposeReplaced, stateTensors, type StateTree } from '../tree/stateTree.js';
 import type { GradientTransformation } from './transform.js';
-import { TfjsOptimizer } from '../tfjs/adapter.js';
 import { printable } from '../text/printable.js';
 
 export interface ParamSpec {
@@ -24,7 +23,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /**
  * A named gradient transformation with validated options: what users construct (`lamb({...})`),
- * step functionally, or hand to tfjs via asTfjsOptimizer().
+ * step functionally, or hand to tfjs-layers as `asTfjsOptimizer(lamb({...}))` (src/tfjs/adapter.ts).
  */
 export class Optimizer<O extends object = object> {
   constructor(
@@ -92,11 +91,6 @@ export class Optimizer<O extends object = object> {
     disposeReplaced(state.inner, r.inner);
     for (const [name, p] of Object.entries(params)) if (r.next[name] !== p) p.dispose();
     return { params: r.next, state: { spec: state.spec, inner: r.inner } };
-  }
-
-  /** This optimizer as a tf.Optimizer for model.compile / model.fit (state kept per variable position). */
-  asTfjsOptimizer(): TfjsOptimizer {
-    return new TfjsOptimizer(this as unknown as Optimizer);
   }
 
   /** The JSON form `{ optimizer, options }` that createOptimizer() rebuilds. */

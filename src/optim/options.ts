@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { isSchedule, type Schedule } from './schedules.js';
 import type { MupScale } from './transforms/scaleByMup.js';
-import { printable } from '../text/printable.js';
 
 /** Field schemas whose messages say what is allowed (they complete "option 'x' …"). */
 const num = (what: string, ok: (x: number) => boolean) =>
@@ -39,45 +38,6 @@ function isRegExpSource(s: string): boolean {
   } catch {
     return false;
   }
-}
-
-function show(v: unknown): string {
-  if (typeof v === 'function') return 'a function';
-  if (typeof v === 'number') return String(v);
-  try {
-    return printable(JSON.stringify(v) ?? String(v), 120);
-  } catch {
-    return printable(String(v), 120);
-  }
-}
-
-/**
- * Validates an optimizer's options before any work: unknown names, missing required values and
- * bad values all throw an Error naming the optimizer, the option, what was given and what is allowed.
- */
-export function parseOptions<S extends z.ZodRawShape>(
-  optimizer: string,
-  shape: S,
-  input: unknown,
-): z.output<z.ZodObject<S>> {
-  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
-    throw new Error(`${optimizer}: options must be an object; got ${show(input)}`);
-  }
-  const given = (input ?? {}) as Record<string, unknown>;
-  const result = z.strictObject(shape).safeParse(given);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  if (issue.code === 'unrecognized_keys') {
-    throw new Error(
-      `${optimizer}: unknown option '${printable(String(issue.keys[0]), 80)}'; allowed options: ${Object.keys(shape).join(', ')}`,
-    );
-  }
-  const key = String(issue.path[0] ?? '');
-  if (given[key] === undefined) {
-    throw new Error(`${optimizer}: option '${key}' is required; it ${issue.message}`);
-  }
-  const where = issue.path.length > 1 ? ` (at ${printable(issue.path.join('.'), 120)})` : '';
-  throw new Error(`${optimizer}: option '${key}'${where} ${issue.message}; got ${show(given[key])}`);
 }
 
 /** A name predicate from regular-expression sources (re.search semantics, as tensorflow_addons). */

@@ -2,9 +2,7 @@ import { adam, adamw, muadam } from './baselines/adam.js';
 import { lamb } from './baselines/lamb.js';
 import { lars, tvlars } from './baselines/lars.js';
 import { momentum, nesterov, sgd } from './baselines/sgd.js';
-import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer } from './optimizer.js';
-import { TfjsOptimizer } from '../tfjs/adapter.js';
 import { scheduleFromConfig } from './schedules.js';
 
 /** Every hand-designed optimizer by name. */
@@ -34,21 +32,3 @@ export function createOptimizer(name: string, options: Record<string, unknown> =
   }
   return (OPTIMIZERS[name] as (o: unknown) => Optimizer)(revived);
 }
-
-/** What tfjs-layers' loader calls for a saved 'lopt.Optimizer': rebuild it from `{ optimizer, options }`. */
-class RegisteredTfjsOptimizer extends TfjsOptimizer {
-  static override fromConfig<T extends tf.serialization.Serializable>(
-    _cls: tf.serialization.SerializableConstructor<T>,
-    config: tf.serialization.ConfigDict,
-  ): T {
-    const { optimizer, options } = config as { optimizer?: unknown; options?: unknown };
-    if (typeof optimizer !== 'string') {
-      throw new Error(`lopt.Optimizer config: 'optimizer' must be an optimizer name; got ${JSON.stringify(optimizer)}`);
-    }
-    if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
-      throw new Error(`lopt.Optimizer config: 'options' must be an object; got ${JSON.stringify(options)}`);
-    }
-    return createOptimizer(optimizer, (options ?? {}) as Record<string, unknown>).asTfjsOptimizer() as unknown as T;
-  }
-}
-tf.serialization.registerClass(RegisteredTfjsOptimizer);

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
+import { createOptimizer } from '../optim/registry.js';
+import { showValue } from '../schema/parseOptions.js';
 import type { Params } from '../tree/params.js';
 import {
   disposeReplaced,
@@ -20,7 +22,7 @@ type Gradients = tf.NamedTensorMap | NamedTensor[];
  * kept across tidy scopes and is matched to the model's variables by position (tfjs renames
  * variables on reload); getWeights/setWeights carry the iteration counter first, then every state
  * leaf in a fixed order, so model.save(..., { includeOptimizer: true }) round-trips.
- * Loading builds it back by name: the optimizer registry registers the class with tfjs.
+ * Loading builds it back by name (fromConfig, registered with tfjs below).
  */
 export class TfjsOptimizer extends tf.Optimizer {
   static readonly className = 'lopt.Optimizer';
@@ -157,6 +159,21 @@ export class TfjsOptimizer extends tf.Optimizer {
     return this.optimizer.toConfig() as unknown as tf.serialization.ConfigDict;
   }
 
+  /** What tfjs-layers' loader calls for a saved 'lopt.Optimizer': rebuild it from `{ optimizer, options }`. */
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    _cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict,
+  ): T {
+    const { optimizer, options } = config as { optimizer?: unknown; options?: unknown };
+    if (typeof optimizer !== 'string') {
+      throw new Error(`lopt.Optimizer config: 'optimizer' must be an optimizer name; got ${showValue(optimizer)}`);
+    }
+    if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+      throw new Error(`lopt.Optimizer config: 'options' must be an object; got ${showValue(options)}`);
+    }
+    return new TfjsOptimizer(createOptimizer(optimizer, (options ?? {}) as Record<string, unknown>)) as unknown as T;
+  }
+
   override dispose(): void {
     if (this.state !== null) disposeState(this.state.inner);
     if (this.restored !== null) disposeState(this.restored as never);
@@ -165,3 +182,13 @@ export class TfjsOptimizer extends tf.Optimizer {
   }
 }
 
+// tfjs-layers finds the class by its className when it loads a model saved with its optimizer.
+tf.serialization.registerClass(TfjsOptimizer);
+
+/**
+ * A lopt optimizer (a baseline, or a learned optimizer's `optimizer(theta)`) as a tf.Optimizer for
+ * `model.compile({ optimizer: asTfjsOptimizer(lamb({ learningRate: 1e-3 })) })`.
+ */
+export function asTfjsOptimizer(optimizer: Optimizer): TfjsOptimizer {
+  return new TfjsOptimizer(optimizer);
+}

@@ -1,9 +1,10 @@
-import { parseOptions, field } from '../options.js';
+import { parseOptions, type OptionsOf } from '../../schema/parseOptions.js';
+import { field } from '../options.js';
 import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { scaleByAdam } from '../transforms/scaleByAdam.js';
 import { scaleByTrustRatio } from '../transforms/scaleByTrustRatio.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
-import { commonFields, except, makeOptimizer, withCommon, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withCommon } from './common.js';
 
 const lambFields = {
   learningRate: field.learningRate().default(1e-3),
@@ -11,27 +12,14 @@ const lambFields = {
   beta2: field.beta().default(0.999),
   epsilon: field.nonNegative().default(1e-6),
   weightDecay: field.nonNegative().default(0),
+  /** Name patterns (regular expressions, searched) exempt from weight decay. */
   excludeFromWeightDecay: field.patterns().optional(),
+  /** Name patterns exempt from the trust ratio; absent or empty → excludeFromWeightDecay (tensorflow_addons). */
   excludeFromLayerAdaptation: field.patterns().optional(),
   ...commonFields,
 };
 
-export interface LambOptions {
-  learningRate?: LearningRate;
-  beta1?: number;
-  beta2?: number;
-  epsilon?: number;
-  weightDecay?: number;
-  /** Name patterns (regular expressions, searched) exempt from weight decay. */
-  excludeFromWeightDecay?: string[];
-  /** Name patterns exempt from the trust ratio; absent or empty → excludeFromWeightDecay (tensorflow_addons). */
-  excludeFromLayerAdaptation?: string[];
-  clipGlobalNorm?: number;
-  /** Skip non-finite steps, at most this many in a row (optax apply_if_finite). */
-  applyIfFinite?: number;
-  /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
-  population?: number;
-}
+export type LambOptions = OptionsOf<typeof lambFields>;
 
 /**
  * LAMB as tensorflow_addons: u = m̂/(√v̂ + ε) + wd·w; r = ‖w‖/‖u‖ (1 if either is 0); w ← w − lr·r·u.

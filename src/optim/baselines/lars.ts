@@ -1,40 +1,27 @@
-import { parseOptions, field } from '../options.js';
+import { parseOptions, type OptionsOf } from '../../schema/parseOptions.js';
+import { field } from '../options.js';
 import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { scaleByTrustRatio } from '../transforms/scaleByTrustRatio.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
 import { trace } from '../transforms/trace.js';
-import { commonFields, except, makeOptimizer, withCommon, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withCommon } from './common.js';
 
 const larsFields = {
   learningRate: field.learningRate(),
   weightDecay: field.nonNegative().default(0),
+  /** η of the trust ratio η‖w‖/(‖u‖ + ε). */
   trustCoefficient: field.nonNegative().default(1e-3),
   epsilon: field.nonNegative().default(0),
   momentum: field.beta().default(0.9),
   nesterov: field.flag().default(false),
+  /** Name patterns exempt from weight decay (optax weight_decay_mask). */
   excludeFromWeightDecay: field.patterns().optional(),
+  /** Name patterns exempt from the trust ratio (optax trust_ratio_mask); independent of the above. */
   excludeFromTrustRatio: field.patterns().optional(),
   ...commonFields,
 };
 
-export interface LarsOptions {
-  learningRate: LearningRate;
-  weightDecay?: number;
-  /** η of the trust ratio η‖w‖/(‖u‖ + ε). */
-  trustCoefficient?: number;
-  epsilon?: number;
-  momentum?: number;
-  nesterov?: boolean;
-  /** Name patterns exempt from weight decay (optax weight_decay_mask). */
-  excludeFromWeightDecay?: string[];
-  /** Name patterns exempt from the trust ratio (optax trust_ratio_mask); independent of the above. */
-  excludeFromTrustRatio?: string[];
-  clipGlobalNorm?: number;
-  /** Skip non-finite steps, at most this many in a row (optax apply_if_finite). */
-  applyIfFinite?: number;
-  /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
-  population?: number;
-}
+export type LarsOptions = OptionsOf<typeof larsFields>;
 
 type LarsParsed = ReturnType<typeof parseLars>;
 const parseLars = (name: string, shape: typeof larsFields, input: unknown) => parseOptions(name, shape, input);
@@ -66,20 +53,15 @@ export function lars(options: LarsOptions) {
 
 const tvlarsFields = {
   ...larsFields,
+  /** λ of φ(t) = 1/(α + e^{λ(t − d_e)}) + γ_min. */
   lambda: field.nonNegative().default(1e-3),
   alpha: field.positive().default(0.1),
+  /** d_e, in steps. */
   delaySteps: field.real().default(0),
   gammaMin: field.nonNegative().default(0),
 };
 
-export interface TvlarsOptions extends LarsOptions {
-  /** λ of φ(t) = 1/(α + e^{λ(t − d_e)}) + γ_min. */
-  lambda?: number;
-  alpha?: number;
-  /** d_e, in steps. */
-  delaySteps?: number;
-  gammaMin?: number;
-}
+export type TvlarsOptions = OptionsOf<typeof tvlarsFields>;
 
 /** TVLARS: LARS whose trust ratio is multiplied by φ(t) = 1/(α + e^{λ(t − d_e)}) + γ_min, t = step + 1. */
 export function tvlars(options: TvlarsOptions) {

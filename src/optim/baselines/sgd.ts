@@ -1,9 +1,10 @@
-import { parseOptions, field } from '../options.js';
+import { parseOptions, type OptionsOf } from '../../schema/parseOptions.js';
+import { field } from '../options.js';
 import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { trace } from '../transforms/trace.js';
 import { scaleByLearningRate } from '../transforms/scale.js';
 import { identity } from '../transform.js';
-import { commonFields, except, makeOptimizer, withCommon, type LearningRate } from './common.js';
+import { commonFields, except, makeOptimizer, withCommon } from './common.js';
 
 const sgdFields = {
   learningRate: field.learningRate(),
@@ -15,18 +16,8 @@ const sgdFields = {
   ...commonFields,
 };
 
-export interface SgdOptions {
-  learningRate: LearningRate;
-  momentum?: number;
-  nesterov?: boolean;
-  weightDecay?: number;
-  excludeFromWeightDecay?: string[];
-  clipGlobalNorm?: number;
-  /** Skip non-finite steps, at most this many in a row (optax apply_if_finite). */
-  applyIfFinite?: number;
-  /** Parameters carry a leading axis of this many independent members; norms are taken per member. */
-  population?: number;
-}
+/** Options of sgd, momentum and nesterov: derived from the schema above. */
+export type SgdOptions = OptionsOf<typeof sgdFields>;
 
 function build(name: string, input: unknown, defaults: Partial<SgdOptions>) {
   const given = typeof input === 'object' && input !== null ? input : {};
