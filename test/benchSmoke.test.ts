@@ -11,18 +11,18 @@ import { writeReport } from '../src/evaluate/report/writeReport.js';
 import type { BenchResults } from '../src/evaluate/results.js';
 import { DEFAULT_BENCH_OPTIMIZERS, MAX_GRID_EXTENSIONS, runBench, type BenchEvent } from '../src/evaluate/runBench.js';
 import { createUnitPool, type UnitPool } from '../src/parallel/unitPool.js';
-import { UNITS_MODULE } from '../src/units.js';
+import { UNITS_MODULE, type Units } from '../src/units.js';
 import { loadSuite, shippedSuitePath } from '../tasks/suites.js';
 
 let dir: string;
-let pool: UnitPool;
-const run = (input: BenchRunInput) => pool.run<BenchRunOutput>('bench-run', input);
+let pool: UnitPool<Units>;
+const run = (input: BenchRunInput) => pool.run('bench-run', input);
 const UNTUNED = 'sgd@0.01';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm', log: () => {} });
   dir = await mkdtemp(join(tmpdir(), 'lopt-bench-'));
-  pool = await createUnitPool({ workers: 2, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
+  pool = await createUnitPool<Units>({ workers: 2, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
 });
 afterAll(async () => {
   await pool.close();

@@ -9,7 +9,7 @@ import { parseRecipe } from '../src/meta/recipe.js';
 import { runPaths } from '../src/meta/runDir.js';
 import { metaTrain } from '../src/meta/trainer.js';
 import type { TruncationUnitOutput } from '../src/meta/truncationUnit.js';
-import { UNITS_MODULE } from '../src/units.js';
+import { UNITS_MODULE, type Units } from '../src/units.js';
 import { createUnitPool } from '../src/parallel/unitPool.js';
 
 let dir: string;
@@ -44,12 +44,12 @@ const recipe = parseRecipe(
 );
 
 async function thetaWith(workers: number, tag: string): Promise<Buffer> {
-  const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
+  const pool = await createUnitPool<Units>({ workers, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
   try {
     const r = await metaTrain({
       recipe,
       runDir: join(dir, `w${workers}-${tag}`),
-      run: (input) => pool.run<TruncationUnitOutput>('truncation', input),
+      run: (input) => pool.run('truncation', input),
       workers,
       backend: 'wasm',
     });

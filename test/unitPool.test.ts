@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createUnitPool, toRunnableFile, type UnitPool } from '../src/parallel/unitPool.js';
-import type { MatmulInput, MatmulOutput } from './helpers/poolUnits.js';
+import type { MatmulInput, MatmulOutput, PoolUnits } from './helpers/poolUnits.js';
 import { uniformValues } from './helpers/values.js';
 
 const UNITS = new URL('./helpers/poolUnits.ts', import.meta.url).href;
@@ -26,9 +28,9 @@ function bytes(o: MatmulOutput): Buffer {
 
 async function withPool<T>(
   opts: { workers: number; retries?: number; warnings?: string[]; backend?: 'wasm' | 'cpu' },
-  body: (pool: UnitPool) => Promise<T>,
+  body: (pool: UnitPool<PoolUnits>) => Promise<T>,
 ): Promise<T> {
-  const pool = await createUnitPool({
+  const pool = await createUnitPool<PoolUnits>({
     workers: opts.workers,
     unitsModule: UNITS,
     backend: opts.backend ?? 'wasm',
@@ -51,7 +53,7 @@ describe('unit pool memory', () => {
     if (gc === undefined) throw new Error('this test needs node --expose-gc (test/vitest.config.ts sets it)');
     const refs: WeakRef<object>[] = [];
     await withPool({ workers: 1 }, async (pool) => {
-      for (let i = 0; i < 6; i++) refs.push(new WeakRef(await pool.run<MatmulOutput>('matmul', matmulInput(20 + i))));
+      for (let i = 0; i < 6; i++) refs.push(new WeakRef(await pool.run('matmul', matmulInput(20 + i))));
       // Let the promise machinery settle, then collect while the pool is still open.
       await new Promise((r) => setTimeout(r, 50));
       gc();
@@ -67,7 +69,7 @@ describe('unit pool', () => {
     it(`gives bit-identical results with 0, 1 and 2 workers (${backend})`, async () => {
       const runAll = (workers: number): Promise<Buffer[]> =>
         withPool({ workers, backend }, async (pool) => {
-          const outs = await Promise.all(SEEDS.map((s) => pool.run<MatmulOutput>('matmul', matmulInput(s))));
+          const outs = await Promise.all(SEEDS.map((s) => pool.run('matmul', matmulInput(s))));
           for (const o of outs) {
             expect(o.out).toBeInstanceOf(Float32Array);
             expect(o.out.length).toBe(48 * 48);
@@ -93,7 +95,7 @@ describe('unit pool', () => {
       expect(pool.workers).toBe(2);
       expect(pool.busySeconds()).toEqual([0, 0]);
       const outs = await Promise.all(
-        Array.from({ length: 12 }, (_, i) => pool.run<MatmulOutput>('matmul', matmulInput(100 + i, 64, 4))),
+        Array.from({ length: 12 }, (_, i) => pool.run('matmul', matmulInput(100 + i, 64, 4))),
       );
       expect(outs).toHaveLength(12);
       const busy = pool.busySeconds();
@@ -131,7 +133,7 @@ describe('unit pool', () => {
         expect((err as Error).message).toContain('unit asked to throw: boom 42');
         expect(((err as Error).cause as Error).message).toBe('unit asked to throw: boom 42');
         // The pool still works afterwards.
-        const ok = await pool.run<MatmulOutput>('matmul', matmulInput(5));
+        const ok = await pool.run('matmul', matmulInput(5));
         expect(ok.out.length).toBe(48 * 48);
       });
       expect(warnings).toEqual([]);
@@ -142,10 +144,10 @@ describe('unit pool', () => {
     const warnings: string[] = [];
     const marker = join(tmp, 'crash-once');
     await withPool({ workers: 2, warnings }, async (pool) => {
-      const out = await pool.run<{ survived: boolean }>('crash', { marker });
+      const out = await pool.run('crash', { marker });
       expect(out).toEqual({ survived: true });
       // Both slots keep working after the replacement.
-      const outs = await Promise.all(SEEDS.map((s) => pool.run<MatmulOutput>('matmul', matmulInput(s))));
+      const outs = await Promise.all(SEEDS.map((s) => pool.run('matmul', matmulInput(s))));
       expect(outs).toHaveLength(SEEDS.length);
       expect(pool.busySeconds()).toHaveLength(2);
     });
@@ -162,7 +164,7 @@ describe('unit pool', () => {
       expect((err as Error).message).toContain('worker exited with code: 3');
       expect(((err as Error).cause as Error).message).toBe('worker exited with code: 3');
       // The replacement worker still runs units.
-      const ok = await pool.run<MatmulOutput>('matmul', matmulInput(5));
+      const ok = await pool.run('matmul', matmulInput(5));
       expect(ok.out.length).toBe(48 * 48);
     });
     expect(warnings).toHaveLength(2);
@@ -170,7 +172,7 @@ describe('unit pool', () => {
   }, 60_000);
 
   it('settles every unit when closed, and refuses units after close', async () => {
-    const pool = await createUnitPool({ workers: 1, unitsModule: UNITS, backend: 'wasm', onWarning: () => {} });
+    const pool = await createUnitPool<PoolUnits>({ workers: 1, unitsModule: UNITS, backend: 'wasm', onWarning: () => {} });
     const pending = Array.from({ length: 4 }, (_, i) => pool.run('matmul', matmulInput(i, 96, 8)).then(() => 'ok', () => 'rejected'));
     await pool.close();
     const settled = await Promise.all(pending);
@@ -187,6 +189,49 @@ describe('unit pool', () => {
     expect(() => toRunnableFile('/elsewhere/units.ts', 'units module')).toThrow(/compiled \.js/);
     expect(() => toRunnableFile('relative/units.js', 'units module')).toThrow(/absolute/);
   });
+
+  it('a kind not in the units table is refused by name, in this thread and in a worker', async () => {
+    for (const workers of [0, 1]) {
+      await withPool({ workers }, async (pool) => {
+        const run = pool.run as (kind: string, input: unknown) => Promise<unknown>;
+        for (const kind of ['no-such-unit', '__proto__', 'constructor', 'toString']) {
+          await expect(run(kind, {}), `${kind} on ${workers} workers`).rejects.toThrow(
+            new RegExp(`unknown work unit kind '${kind}' \\(.*poolUnits\\.[jt]s knows: matmul, throw, crash, crash-always\\)`),
+          );
+        }
+      });
+    }
+  });
+
+  it('pool.run is checked by the compiler against the units table', () => {
+    // A file that misuses a typed pool, compiled by tsc: each misuse must be an error.
+    const dir = mkdtempSync(join(tmpdir(), 'lopt-pool-types-'));
+    const file = join(dir, 'misuse.ts');
+    const src = (p: string) => JSON.stringify(fileURLToPath(new URL(p, import.meta.url)).replace(/\.ts$/, '.js'));
+    writeFileSync(
+      file,
+      [
+        `import type { UnitPool } from ${src('../src/parallel/unitPool.ts')};`,
+        `import type { PoolUnits } from ${src('./helpers/poolUnits.ts')};`,
+        'export async function misuse(pool: UnitPool<PoolUnits>): Promise<void> {',
+        "  await pool.run('matmull', {});", // line 4: unknown kind
+        "  await pool.run('matmul', { seed: 1 });", // line 5: incomplete input
+        "  const out = await pool.run('crash', { marker: 'x' });",
+        '  const n: number = out.survived;', // line 7: wrong output type
+        "  const ok = await pool.run('matmul', { a: new Float32Array(1), b: new Float32Array(1), m: 1, k: 1, n: 1, seed: 0, reps: 0 });",
+        '  ok.out.length;',
+        '}',
+      ].join('\n'),
+    );
+    const tsc = spawnSync(
+      process.execPath,
+      [join(fileURLToPath(new URL('..', import.meta.url)), 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', file],
+      { encoding: 'utf8' },
+    );
+    rmSync(dir, { recursive: true, force: true });
+    const errorLines = [...tsc.stdout.matchAll(/misuse\.ts\((\d+),\d+\): error/g)].map((m) => Number(m[1]));
+    expect(errorLines, tsc.stdout).toEqual([4, 5, 7]);
+  }, 60_000);
 
   it('times 8 matmul units on 1 vs 2 workers (printed, not asserted)', async () => {
     const input = (i: number): MatmulInput => matmulInput(1000 + i, 256, 90);

@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import type { BenchRunInput, BenchRunOutput } from '../evaluate/benchRun.js';
 import { DEFAULT_BENCH_OPTIMIZERS, runBench } from '../evaluate/runBench.js';
 import { createUnitPool } from '../parallel/unitPool.js';
-import { UNITS_MODULE } from '../units.js';
+import { UNITS_MODULE, type Units } from '../units.js';
 import { loadSuite, shippedSuitePath } from '../../tasks/suites.js';
 import type { BenchRow } from './row.js';
 
 export async function benchSmokeSuite(): Promise<BenchRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'lopt-bench-smoke-'));
-  const pool = await createUnitPool({ workers: 2, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
+  const pool = await createUnitPool<Units>({ workers: 2, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
   const t0 = performance.now();
   let runs = 0;
   try {
@@ -22,7 +22,7 @@ export async function benchSmokeSuite(): Promise<BenchRow[]> {
       seeds: 1,
       outDir: dir,
       backend: 'wasm',
-      run: (input: BenchRunInput) => pool.run<BenchRunOutput>('bench-run', input),
+      run: (input: BenchRunInput) => pool.run('bench-run', input),
       onEvent: (e) => {
         if (e.type === 'run-done') runs += 1;
       },

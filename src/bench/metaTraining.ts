@@ -8,7 +8,7 @@ import { parseRecipe } from '../meta/recipe.js';
 import { flattenTheta, thetaSize, unflattenThetas } from '../meta/thetaVector.js';
 import { metaTrain } from '../meta/trainer.js';
 import { cachedLearnedOptimizer, runTruncationUnit, type TruncationUnitInput, type TruncationUnitOutput } from '../meta/truncationUnit.js';
-import { UNITS_MODULE } from '../units.js';
+import { UNITS_MODULE, type Units } from '../units.js';
 import { kernelThreads, setKernelThreads } from '../kernels/native.js';
 import { createUnitPool } from '../parallel/unitPool.js';
 import { lossAndGrads } from '../../tasks/lossAndGrads.js';
@@ -103,14 +103,14 @@ async function outerStepsPerSecond(task: string, workers: number, dir: string): 
     },
     'bench',
   );
-  const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
+  const pool = await createUnitPool<Units>({ workers, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
   const times: number[] = [];
   let inner = 0;
   try {
     await metaTrain({
       recipe,
       runDir: join(dir, `${task}-w${workers}`),
-      run: (input) => pool.run<TruncationUnitOutput>('truncation', input),
+      run: (input) => pool.run('truncation', input),
       workers,
       backend: 'wasm',
       onEvent: (e) => {

@@ -14,7 +14,7 @@ import { parseRecipe } from '../meta/recipe.js';
 import { metaTrain } from '../meta/trainer.js';
 import { runTruncationUnit, type TruncationUnitOutput } from '../meta/truncationUnit.js';
 import { createUnitPool } from '../parallel/unitPool.js';
-import { UNITS_MODULE } from '../units.js';
+import { UNITS_MODULE, type Units } from '../units.js';
 import type { BenchRow } from './row.js';
 
 const TASK = 'mlp-mnist8-w32-d1-relu-b128-mup';
@@ -55,9 +55,9 @@ async function loptOuterStepMs(workers: number, particlesPerUnit: number, steps:
   if (workers === 0) {
     await metaTrain({ recipe, runDir, run: async (input) => runTruncationUnit(input), workers: 0, backend: 'wasm', onEvent });
   } else {
-    const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
+    const pool = await createUnitPool<Units>({ workers, unitsModule: UNITS_MODULE, backend: 'wasm', onWarning: () => undefined });
     try {
-      await metaTrain({ recipe, runDir, run: (input) => pool.run<TruncationUnitOutput>('truncation', input), workers, backend: 'wasm', onEvent });
+      await metaTrain({ recipe, runDir, run: (input) => pool.run('truncation', input), workers, backend: 'wasm', onEvent });
     } finally {
       await pool.close();
     }

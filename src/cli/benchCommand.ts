@@ -14,7 +14,7 @@ import { runBench } from '../evaluate/runBench.js';
 import { selectModel, type Selection } from '../evaluate/selectModel.js';
 import { benchProgress } from './bench/progressReporter.js';
 import { createUnitPool } from '../parallel/unitPool.js';
-import { UNITS_MODULE } from '../units.js';
+import { UNITS_MODULE, type Units } from '../units.js';
 import { loadSuite, parseSuite, shippedSuitePath, type Suite } from '../../tasks/suites.js';
 import { taskFromName } from '../../tasks/registry.js';
 import { printable, printableMessage } from '../text/printable.js';
@@ -37,9 +37,9 @@ function suiteFrom(nameOrPath: string): Suite {
 }
 
 async function withPool<T>(workers: number, backend: string, fn: (run: (input: BenchRunInput) => Promise<BenchRunOutput>) => Promise<T>): Promise<T> {
-  const pool = await createUnitPool({ workers, unitsModule: UNITS_MODULE, backend: backend as BackendName, onWarning: (m) => console.error(printableMessage(`lopt: ${m}`)) });
+  const pool = await createUnitPool<Units>({ workers, unitsModule: UNITS_MODULE, backend: backend as BackendName, onWarning: (m) => console.error(printableMessage(`lopt: ${m}`)) });
   try {
-    return await fn((input) => pool.run<BenchRunOutput>('bench-run', input));
+    return await fn((input) => pool.run('bench-run', input));
   } finally {
     await pool.close();
   }

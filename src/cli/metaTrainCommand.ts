@@ -10,7 +10,7 @@ import type { TruncationUnitOutput } from '../meta/truncationUnit.js';
 import { loadRecipe, parseRecipe, type Recipe } from '../meta/recipe.js';
 import { listCheckpoints, runPaths } from '../meta/runDir.js';
 import { metaTrain } from '../meta/trainer.js';
-import { UNITS_MODULE } from '../units.js';
+import { UNITS_MODULE, type Units } from '../units.js';
 import { createUnitPool } from '../parallel/unitPool.js';
 import { chooseReporter } from './metaTrain/reporter.js';
 import { printableMessage } from '../text/printable.js';
@@ -86,7 +86,7 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
   };
   process.on('SIGINT', onSigint);
 
-  const pool = await createUnitPool({
+  const pool = await createUnitPool<Units>({
     workers,
     unitsModule: UNITS_MODULE,
     backend,
@@ -98,7 +98,7 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
       recipe,
       runDir,
       resume,
-      run: (input) => pool.run<TruncationUnitOutput>('truncation', input),
+      run: (input) => pool.run('truncation', input),
       workers,
       backend,
       onEvent: reporter.listener,

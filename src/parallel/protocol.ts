@@ -1,6 +1,36 @@
 // The messages between the unit pool (src/parallel/unitPool.ts) and its worker entry
 // (src/parallel/workerEntry.ts). Plain data only: everything here crosses a structured clone.
 
+/**
+ * What a units module exports as `units`: every kind of work unit by name, each a function of
+ * plain data to plain data (or a promise of it). Its type, given to createUnitPool, types
+ * `pool.run(kind, input)`: the kind must be a key, the input and output are that unit's.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each unit has its own input type
+export type UnitTable = Record<string, (input: any) => unknown>;
+export type UnitInput<T extends UnitTable, K extends keyof T> = Parameters<T[K]>[0];
+export type UnitOutput<T extends UnitTable, K extends keyof T> = Awaited<ReturnType<T[K]>>;
+
+/**
+ * The unit `kind` of a units module's table, or a clear error. Kinds are looked up as own keys
+ * only, so a kind like 'constructor' or '__proto__' from a caller finds nothing.
+ */
+export function unitOf(units: UnitTable, kind: string, module: string): (input: unknown) => unknown {
+  if (!Object.prototype.hasOwnProperty.call(units, kind)) {
+    throw new Error(`unknown work unit kind '${kind}' (${module} knows: ${Object.keys(units).join(', ')})`);
+  }
+  return units[kind]!;
+}
+
+/** The `units` table a units module exports, checked. */
+export function unitTableOf(mod: { units?: unknown }, module: string): UnitTable {
+  const units = mod.units;
+  if (typeof units !== 'object' || units === null || !Object.values(units).every((f) => typeof f === 'function')) {
+    throw new Error(`lopt: units module ${module} exports no \`units\` table (kind → function of plain data)`);
+  }
+  return units as UnitTable;
+}
+
 /** What the worker's piscina handler receives for one unit. */
 export interface UnitTask {
   kind: string;

@@ -1,7 +1,7 @@
 // Runs serializable "units" of work (plain-object input with typed arrays → plain-object output)
 // either in this thread (workers = 0) or in N piscina worker threads, each with its own tfjs
 // engine. The pool never touches the computation: a unit's output is whatever
-// `runUnit(kind, input)` of the units module returns, in whichever thread it ran.
+// `units[kind](input)` of the units module returns, in whichever thread it ran.
 //
 // Faults. A unit that throws is a failure of that unit: the run rejects with the unit's message,
 // no retry. A worker that dies under a unit (process.exit, an uncaught error, out of memory) is
@@ -13,14 +13,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { initBackend } from '../backend/select.js';
 import { kernelMode, kernelThreads } from '../kernels/native.js';
-import { isUnitStartNotice, type UnitReply, type UnitTask, type UnitWorkerData } from './protocol.js';
+import { isUnitStartNotice, unitOf, unitTableOf, type UnitInput, type UnitOutput, type UnitReply, type UnitTable, type UnitTask, type UnitWorkerData } from './protocol.js';
 import { printableMessage } from '../text/printable.js';
 
 export interface UnitPoolOptions {
   /** 0 = run units in this thread (no workers); N ≥ 1 = N worker threads. */
   workers: number;
-  /** Absolute file URL (import.meta.url style) of a module exporting
-   *  `runUnit(kind: string, input: unknown): Promise<unknown> | unknown`. */
+  /** Absolute file URL (import.meta.url style) of a module exporting `units`, a UnitTable. */
   unitsModule: string;
   /** Each worker calls initBackend({ backend, log: () => {} }) once before its first unit. */
   backend: 'tensorflow' | 'wasm' | 'cpu' | 'auto';
@@ -30,20 +29,20 @@ export interface UnitPoolOptions {
   onWarning?: (message: string) => void;
 }
 
-export interface UnitPool {
+export interface UnitPool<T extends UnitTable = UnitTable> {
   readonly workers: number;
-  run<O>(kind: string, input: unknown): Promise<O>;
+  /** Runs unit `kind` of the table on `input`: both checked by the compiler against T. */
+  run<K extends keyof T & string>(kind: K, input: UnitInput<T, K>): Promise<UnitOutput<T, K>>;
   /** Per-worker busy seconds since creation (length max(1, workers)); used for per-worker throughput.
    *  Index i is "worker i" of the warnings; a replacement worker takes over the slot of the one it replaced. */
   busySeconds(): number[];
   close(): Promise<void>;
 }
 
-type RunUnit = (kind: string, input: unknown) => Promise<unknown> | unknown;
-
 const BUILD_HINT = 'run `npm run build` (tsc) first';
 
-export async function createUnitPool(options: UnitPoolOptions): Promise<UnitPool> {
+/** A pool for the units module's table T: `createUnitPool<typeof units>({ unitsModule, … })`. */
+export async function createUnitPool<T extends UnitTable = UnitTable>(options: UnitPoolOptions): Promise<UnitPool<T>> {
   const workers = options.workers;
   if (!Number.isInteger(workers) || workers < 0) {
     throw new Error(`lopt: unit pool workers must be an integer ≥ 0, got ${workers}`);
@@ -53,30 +52,31 @@ export async function createUnitPool(options: UnitPoolOptions): Promise<UnitPool
     throw new Error(`lopt: unit pool retries must be an integer ≥ 0, got ${retries}`);
   }
   const warn = options.onWarning ?? ((message: string) => console.error(printableMessage(`lopt: ${message}`)));
-  return workers === 0
-    ? createInProcessPool(options)
-    : createWorkerPool(options, workers, retries, warn);
+  // The untyped pools below move plain data; T only types the callers' side.
+  const pool = workers === 0 ? await createInProcessPool(options) : await createWorkerPool(options, workers, retries, warn);
+  return pool as unknown as UnitPool<T>;
 }
 
 // ---------------------------------------------------------------------------------------------
 // workers = 0: this thread, one unit at a time (like a single worker, so the results match).
 
-async function createInProcessPool(options: UnitPoolOptions): Promise<UnitPool> {
+/** The pools below, before createUnitPool types them. */
+interface PlainPool extends Omit<UnitPool, 'run'> {
+  run(kind: string, input: unknown): Promise<unknown>;
+}
+
+async function createInProcessPool(options: UnitPoolOptions): Promise<PlainPool> {
   await initBackend({ backend: options.backend, log: () => {} });
-  const mod = (await import(options.unitsModule)) as { runUnit?: unknown };
-  if (typeof mod.runUnit !== 'function') {
-    throw new Error(`lopt: units module ${options.unitsModule} exports no runUnit(kind, input) function`);
-  }
-  const runUnit = mod.runUnit as RunUnit;
+  const units = unitTableOf((await import(options.unitsModule)) as { units?: unknown }, options.unitsModule);
   let busy = 0;
   let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
 
-  const runOne = async <O>(kind: string, input: unknown): Promise<O> => {
+  const runOne = async (kind: string, input: unknown): Promise<unknown> => {
     if (closed) throw new Error(`lopt: unit '${kind}' was not run: the unit pool is closed`);
     const start = performance.now();
     try {
-      return (await runUnit(kind, input)) as O;
+      return await unitOf(units, kind, options.unitsModule)(input);
     } catch (e) {
       throw new Error(`lopt: unit '${kind}' failed: ${messageOf(e)}`, { cause: e });
     } finally {
@@ -86,8 +86,8 @@ async function createInProcessPool(options: UnitPoolOptions): Promise<UnitPool> 
 
   return {
     workers: 0,
-    run<O>(kind: string, input: unknown): Promise<O> {
-      const result = queue.then(() => runOne<O>(kind, input));
+    run(kind: string, input: unknown): Promise<unknown> {
+      const result = queue.then(() => runOne(kind, input));
       queue = result.catch(() => undefined);
       return result;
     },

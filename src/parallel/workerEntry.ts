@@ -1,6 +1,6 @@
 // The piscina worker module of the unit pool (src/parallel/unitPool.ts). Each worker thread has
 // its own tfjs engine: on its first unit it initialises the backend named in workerData and
-// imports the units module, then runs `runUnit(kind, input)` for every task it is given.
+// imports the units module, then runs `units[kind](input)` for every task it is given.
 // Worker threads cannot run TypeScript under Node 20, so the pool always starts the compiled
 // dist/src/parallel/workerEntry.js (see toRunnableFile in unitPool.ts).
 import { parentPort, threadId, workerData } from 'node:worker_threads';
@@ -8,22 +8,16 @@ import { performance } from 'node:perf_hooks';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { initBackend } from '../backend/select.js';
 import { setKernelThreads, useKernels } from '../kernels/native.js';
-import type { UnitFailure, UnitReply, UnitStartNotice, UnitTask, UnitWorkerData } from './protocol.js';
+import { unitOf, unitTableOf, type UnitFailure, type UnitReply, type UnitStartNotice, type UnitTable, type UnitTask, type UnitWorkerData } from './protocol.js';
 
-type RunUnit = (kind: string, input: unknown) => Promise<unknown> | unknown;
+let ready: Promise<UnitTable> | undefined;
 
-let ready: Promise<RunUnit> | undefined;
-
-async function prepare(): Promise<RunUnit> {
+async function prepare(): Promise<UnitTable> {
   const data = workerData as UnitWorkerData;
   await initBackend({ backend: data.backend, log: () => {} });
   setKernelThreads(data.kernelThreads);
   useKernels(data.kernels);
-  const mod = (await import(data.unitsModule)) as { runUnit?: unknown };
-  if (typeof mod.runUnit !== 'function') {
-    throw new Error(`lopt: units module ${data.unitsModule} exports no runUnit(kind, input) function`);
-  }
-  return mod.runUnit as RunUnit;
+  return unitTableOf((await import(data.unitsModule)) as { units?: unknown }, data.unitsModule);
 }
 
 export default async function runTask(task: UnitTask): Promise<unknown> {
@@ -33,8 +27,8 @@ export default async function runTask(task: UnitTask): Promise<unknown> {
   let reply: UnitReply;
   try {
     ready ??= prepare();
-    const runUnit = await ready;
-    const output = await runUnit(task.kind, task.input);
+    const units = await ready;
+    const output = await unitOf(units, task.kind, (workerData as UnitWorkerData).unitsModule)(task.input);
     reply = { ok: true, output, threadId, seconds: (performance.now() - start) / 1000 };
   } catch (e) {
     reply = { ok: false, error: toFailure(e), threadId, seconds: (performance.now() - start) / 1000 };

@@ -21,27 +21,23 @@ export interface MatmulOutput {
   stats: { rowSums: Float32Array; reps: number };
 }
 
-export async function runUnit(kind: string, input: unknown): Promise<unknown> {
-  switch (kind) {
-    case 'matmul':
-      return matmul(input as MatmulInput);
-    case 'throw':
-      throw new Error(`unit asked to throw: ${(input as { message: string }).message}`);
-    case 'crash': {
-      const { marker } = input as { marker: string };
-      if (!existsSync(marker)) {
-        writeFileSync(marker, 'crashed once\n');
-        process.exit(1);
-      }
-      return { survived: true };
+/** The units of this module, by kind (a UnitTable). */
+export const units = {
+  matmul: (input: MatmulInput): MatmulOutput => matmul(input),
+  throw: (input: { message: string }): never => {
+    throw new Error(`unit asked to throw: ${input.message}`);
+  },
+  crash: ({ marker }: { marker: string }): { survived: boolean } => {
+    if (!existsSync(marker)) {
+      writeFileSync(marker, 'crashed once\n');
+      process.exit(1);
     }
-    case 'crash-always':
-      process.exit(3);
-      return undefined;
-    default:
-      throw new Error(`unknown unit kind '${kind}'`);
-  }
-}
+    return { survived: true };
+  },
+  'crash-always': (_input: Record<string, never>): never => process.exit(3),
+};
+
+export type PoolUnits = typeof units;
 
 function matmul({ a, b, m, k, n, seed, reps }: MatmulInput): MatmulOutput {
   const [out, rowSums] = tf.tidy(() => {
