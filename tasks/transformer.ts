@@ -12,6 +12,7 @@ import { loadText, type TextDataset } from './data/text.js';
 import { initPopulation, type InitRule } from './init.js';
 import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } from './normalize.js';
 import type { Batch, BatchStream, Parametrization, Split, Task } from './types.js';
+import { tidyTree } from '../src/tree/tidy.js';
 
 
 const MAX_SEQ_LEN = 4096;
@@ -179,7 +180,7 @@ export function transformerTask(config: TransformerConfig): Task {
   };
 
   const logitsOf = (params: Params, batch: Batch): { logits: tf.Tensor; labels: tf.Tensor } => {
-    return tf.tidy(() => {
+    return tidyTree(() => {
       const p = (name: string) => get(params, name);
       const tokens = batch['x']!;
       const [P, B, Tb] = tokens.shape as [number, number, number];
@@ -200,8 +201,8 @@ export function transformerTask(config: TransformerConfig): Task {
       const final = layerNorm(h, p('final_norm/scale'), p('final_norm/bias'));
       let logits = tf.matMul(final, p('readout/kernel'));
       if (readoutMultiplier !== 1) logits = tf.mul(logits, readoutMultiplier);
-      return { logits, labels: tf.reshape(batch['y']!, [P, B * Tb]) } as unknown as tf.TensorContainer;
-    }) as unknown as { logits: tf.Tensor; labels: tf.Tensor };
+      return { logits, labels: tf.reshape(batch['y']!, [P, B * Tb]) };
+    });
   };
 
   return {

@@ -15,6 +15,7 @@ import { taskFromName } from '../../tasks/registry.js';
 import type { Batch, BatchStream, Split, Task } from '../../tasks/types.js';
 import { episodeLength, episodeSeeds, truncationDataSeed, type EpisodeLength, type ParticleState } from './particles.js';
 import { thetaSize, unflattenThetas } from './thetaVector.js';
+import { tidyTree } from '../tree/tidy.js';
 
 /** The inner runs' parameters and optimizer state, as arrays (every tensor [P, ...]). */
 export interface UnitState {
@@ -119,13 +120,13 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
     if (input.start === 'shared') {
       const take = Array.from({ length: P }, (_, m) => m % 2 === 1);
       const positive = Array.from({ length: P }, (_, m) => m - (m % 2));
-      const next = tf.tidy(() => {
+      const next = tidyTree(() => {
         const copy = (t: tf.Tensor) => tf.gather(t, positive);
         const p: Params = {};
         for (const n of names) p[n] = copy(params[n]!);
         const inner = mapTensors(state.inner, copy);
-        return { p, inner: selectMembers(state.inner, inner, take) } as unknown as tf.TensorContainer;
-      }) as unknown as { p: Params; inner: StateTree };
+        return { p, inner: selectMembers(state.inner, inner, take) };
+      });
       tf.dispose(Object.values(params));
       disposeState(state.inner);
       params = next.p;
@@ -214,10 +215,10 @@ function restartMembers(
 ): { params: Params; state: OptimizerState } {
   const fresh = task.init(seeds);
   const freshState = opt.init(fresh);
-  const next = tf.tidy(() => ({
+  const next = tidyTree(() => ({
     p: selectMembers(params, fresh, take),
     inner: selectMembers(state.inner, freshState.inner, take),
-  }) as unknown as tf.TensorContainer) as unknown as { p: Params; inner: StateTree };
+  }));
   tf.dispose([...Object.values(fresh), ...Object.values(params)]);
   disposeState(freshState.inner);
   disposeState(state.inner);

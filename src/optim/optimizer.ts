@@ -3,6 +3,7 @@ import type { Params } from '../tree/params.js';
 import { disposeReplaced, stateTensors, type StateTree } from '../tree/stateTree.js';
 import type { GradientTransformation } from './transform.js';
 import { printable } from '../text/printable.js';
+import { tidyTree } from '../tree/tidy.js';
 
 export interface ParamSpec {
   name: string;
@@ -63,15 +64,15 @@ export class Optimizer<O extends object = object> {
   update(grads: Params, state: OptimizerState, params: Params): { updates: Params; state: OptimizerState } {
     this.check('gradient', grads, state.spec);
     this.check('parameter', params, state.spec);
-    const r = tf.tidy(() => {
+    const r = tidyTree(() => {
       const { updates, state: inner } = this.transform.update(grads, state.inner, params);
       // Updates never alias the caller's gradients or the state (e.g. a momentum trace), so the
       // caller may dispose them freely.
       const held = new Set<tf.Tensor>([...Object.values(grads), ...stateTensors(inner)]);
       const fresh: Params = {};
       for (const [name, u] of Object.entries(updates)) fresh[name] = held.has(u) ? tf.clone(u) : u;
-      return { updates: fresh, inner } as unknown as tf.TensorContainer;
-    }) as unknown as { updates: Params; inner: StateTree };
+      return { updates: fresh, inner };
+    });
     return { updates: r.updates, state: { spec: state.spec, inner: r.inner } };
   }
 
@@ -82,12 +83,12 @@ export class Optimizer<O extends object = object> {
   step(params: Params, grads: Params, state: OptimizerState): { params: Params; state: OptimizerState } {
     this.check('gradient', grads, state.spec);
     this.check('parameter', params, state.spec);
-    const r = tf.tidy(() => {
+    const r = tidyTree(() => {
       const { updates, state: inner } = this.transform.update(grads, state.inner, params);
       const next: Params = {};
       for (const [name, p] of Object.entries(params)) next[name] = tf.add(p, updates[name]!);
-      return { next, inner } as unknown as tf.TensorContainer;
-    }) as unknown as { next: Params; inner: StateTree };
+      return { next, inner };
+    });
     disposeReplaced(state.inner, r.inner);
     for (const [name, p] of Object.entries(params)) if (r.next[name] !== p) p.dispose();
     return { params: r.next, state: { spec: state.spec, inner: r.inner } };

@@ -14,6 +14,7 @@ import {
 } from '../tree/stateTree.js';
 
 import type { NamedTensor } from '@tensorflow/tfjs-core/dist/tensor_types.js';
+import { tidyTree } from '../tree/tidy.js';
 
 type Gradients = tf.NamedTensorMap | NamedTensor[];
 
@@ -80,7 +81,7 @@ export class TfjsOptimizer extends tf.Optimizer {
   }
 
   private start(params: Params): void {
-    const fresh = tf.tidy(() => this.optimizer.init(params) as unknown as tf.TensorContainer) as unknown as OptimizerState;
+    const fresh = tidyTree(() => this.optimizer.init(params));
     for (const t of stateTensors(fresh.inner)) tf.keep(t);
     this.state = fresh;
     if (this.restored !== null) {
