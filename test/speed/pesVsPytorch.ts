@@ -9,12 +9,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { kernelThreads, nativeKernelsStatus, setKernelThreads } from '../kernels/native.js';
-import { parseRecipe } from '../meta/recipe.js';
-import { metaTrain } from '../meta/trainer.js';
-import { runTruncationUnit, type TruncationUnitOutput } from '../meta/truncationUnit.js';
-import { createUnitPool } from '../parallel/unitPool.js';
-import { UNITS_MODULE, type Units } from '../units.js';
+import { kernelThreads, nativeKernelsStatus, setKernelThreads } from '../../src/kernels/native.js';
+import { parseRecipe } from '../../src/meta/recipe.js';
+import { metaTrain } from '../../src/meta/trainer.js';
+import { runTruncationUnit, type TruncationUnitOutput } from '../../src/meta/truncationUnit.js';
+import { createUnitPool } from '../../src/parallel/unitPool.js';
+import { UNITS_MODULE, type Units } from '../../src/units.js';
 import type { BenchRow } from './row.js';
 
 const TASK = 'mlp-mnist8-w32-d1-relu-b128-mup';

@@ -1,9 +1,9 @@
 // How close a plain tfjs training step gets to its matmul cost on wasm, with and without the
 // fast matMul path. The step is what a user writes: core ops forward, tf.variableGrads backward.
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../backend/select.js';
-import { installFastMatMul, uninstallFastMatMul } from '../backend/wasmFastMatMul.js';
-import { installSharedIdentity, uninstallSharedIdentity } from '../backend/wasmSharedIdentity.js';
+import { initBackend } from '../../src/backend/select.js';
+import { installFastMatMul, uninstallFastMatMul } from '../../src/backend/wasmFastMatMul.js';
+import { installSharedIdentity, uninstallSharedIdentity } from '../../src/backend/wasmSharedIdentity.js';
 import type { BenchRow } from './row.js';
 import { medianMs } from './timing.js';
 

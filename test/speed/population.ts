@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { kernelThreads, nativeKernels, useKernels, type KernelMode } from '../kernels/native.js';
+import { kernelThreads, nativeKernels, useKernels, type KernelMode } from '../../src/kernels/native.js';
 import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import { taskFromName } from '../../tasks/registry.js';
 import type { Task } from '../../tasks/types.js';

@@ -2,10 +2,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BenchRunInput, BenchRunOutput } from '../evaluate/benchRun.js';
-import { DEFAULT_BENCH_OPTIMIZERS, runBench } from '../evaluate/runBench.js';
-import { createUnitPool } from '../parallel/unitPool.js';
-import { UNITS_MODULE, type Units } from '../units.js';
+import type { BenchRunInput, BenchRunOutput } from '../../src/evaluate/benchRun.js';
+import { DEFAULT_BENCH_OPTIMIZERS, runBench } from '../../src/evaluate/runBench.js';
+import { createUnitPool } from '../../src/parallel/unitPool.js';
+import { UNITS_MODULE, type Units } from '../../src/units.js';
 import { loadSuite, shippedSuitePath } from '../../tasks/suites.js';
 import type { BenchRow } from './row.js';
 

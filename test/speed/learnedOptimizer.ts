@@ -4,11 +4,11 @@
 // the ratio to Adam's step.
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
-import { kernelThreads, nativeKernels, useKernels } from '../kernels/native.js';
-import { lastPerParamSeconds } from '../kernels/perParamStep.js';
-import { smallFcLopt, SMALL_FC_CHANNELS } from '../lopt/smallFcLopt.js';
-import { OPTIMIZERS } from '../optim/registry.js';
-import { disposeParams, parameterCount } from '../tree/params.js';
+import { kernelThreads, nativeKernels, useKernels } from '../../src/kernels/native.js';
+import { lastPerParamSeconds } from '../../src/kernels/perParamStep.js';
+import { smallFcLopt, SMALL_FC_CHANNELS } from '../../src/lopt/smallFcLopt.js';
+import { OPTIMIZERS } from '../../src/optim/registry.js';
+import { disposeParams, parameterCount } from '../../src/tree/params.js';
 import { millionParamTree, optimizerStepMs } from './optimizerStep.js';
 import type { BenchRow } from './row.js';
 

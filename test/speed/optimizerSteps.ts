@@ -1,6 +1,6 @@
-import { OPTIMIZERS, type OptimizerName } from '../optim/registry.js';
-import type { Optimizer } from '../optim/optimizer.js';
-import { disposeParams, parameterCount } from '../tree/params.js';
+import { OPTIMIZERS, type OptimizerName } from '../../src/optim/registry.js';
+import type { Optimizer } from '../../src/optim/optimizer.js';
+import { disposeParams, parameterCount } from '../../src/tree/params.js';
 import { millionParamTree, optimizerStepMs } from './optimizerStep.js';
 import type { BenchRow } from './row.js';
 

@@ -2,15 +2,15 @@
 // worker pool's scaling, all measured in this run.
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
-import { perturbedThetas, sampleNoise } from '../meta/estimator.js';
-import { initialParticles } from '../meta/particles.js';
-import { parseRecipe } from '../meta/recipe.js';
-import { flattenTheta, thetaSize, unflattenThetas } from '../meta/thetaVector.js';
-import { metaTrain } from '../meta/trainer.js';
-import { cachedLearnedOptimizer, runTruncationUnit, type TruncationUnitInput, type TruncationUnitOutput } from '../meta/truncationUnit.js';
-import { UNITS_MODULE, type Units } from '../units.js';
-import { kernelThreads, setKernelThreads } from '../kernels/native.js';
-import { createUnitPool } from '../parallel/unitPool.js';
+import { perturbedThetas, sampleNoise } from '../../src/meta/estimator.js';
+import { initialParticles } from '../../src/meta/particles.js';
+import { parseRecipe } from '../../src/meta/recipe.js';
+import { flattenTheta, thetaSize, unflattenThetas } from '../../src/meta/thetaVector.js';
+import { metaTrain } from '../../src/meta/trainer.js';
+import { cachedLearnedOptimizer, runTruncationUnit, type TruncationUnitInput, type TruncationUnitOutput } from '../../src/meta/truncationUnit.js';
+import { UNITS_MODULE, type Units } from '../../src/units.js';
+import { kernelThreads, setKernelThreads } from '../../src/kernels/native.js';
+import { createUnitPool } from '../../src/parallel/unitPool.js';
 import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import { taskFromName } from '../../tasks/registry.js';
 import type { BenchRow } from './row.js';

@@ -1,4 +1,4 @@
-import { initBackend } from '../backend/select.js';
+import { initBackend } from '../../src/backend/select.js';
 import { benchDataLoading } from './dataLoading.js';
 import { benchLearnedOptimizer } from './learnedOptimizer.js';
 import { benchMlpStep } from './mlpStep.js';
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   if (want('bench-smoke')) rows.push(...(await benchSmokeSuite()));
 
   const width = Math.max(...rows.map((r) => r.name.length));
-  console.log(`lopt benchmarks on ${backend} (figures measured in this run: ratios unless the name gives a unit)\n`);
+  console.log(`lopt speed benchmarks on ${backend} (figures measured in this run: ratios unless the name gives a unit)\n`);
   console.log(`${'figure'.padEnd(width)}  ${'value'.padStart(7)}  ${'goal'.padEnd(13)}  status  detail`);
   for (const r of rows) {
     console.log(

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Optimizer } from '../optim/optimizer.js';
-import { disposeParams, type Params } from '../tree/params.js';
+import type { Optimizer } from '../../src/optim/optimizer.js';
+import { disposeParams, type Params } from '../../src/tree/params.js';
 import { medianMs, settle } from './timing.js';
 
 /** A ~1M-parameter tree shaped like an MLP 784-1024-256-10 (plus biases). */
