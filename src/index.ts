@@ -2,30 +2,13 @@
 export { initBackend, parseBackendName, type BackendName } from './backend/select.js';
 
 export type { Params } from './tree/params.js';
-export {
-  applyUpdates,
-  disposeParams,
-  flattenParams,
-  globalNorm,
-  mapParams,
-  parameterCount,
-  unflattenParams,
-  zipParams,
-} from './tree/params.js';
+export { applyUpdates, disposeParams, flattenParams, globalNorm, mapParams, parameterCount, unflattenParams, zipParams } from './tree/params.js';
 export type { StateTree } from './tree/stateTree.js';
 export { disposeReplaced, disposeState } from './tree/stateTree.js';
 
 export { chain, identity, type GradientTransformation, type TransformResult } from './optim/transform.js';
 export * from './optim/transforms/index.js';
-export {
-  constantSchedule,
-  mlperfPoly2,
-  scheduleFromConfig,
-  warmupCosine,
-  warmupPolynomial,
-  type Schedule,
-  type ScheduleConfig,
-} from './optim/schedules.js';
+export { constantSchedule, mlperfPoly2, scheduleFromConfig, warmupCosine, warmupPolynomial, type Schedule, type ScheduleConfig } from './optim/schedules.js';
 export { Optimizer, type OptimizerState, type ParamSpec } from './optim/optimizer.js';
 export { sgd, momentum, nesterov, type SgdOptions } from './optim/baselines/sgd.js';
 export { adam, adamw, muadam, type AdamOptions, type MuAdamOptions } from './optim/baselines/adam.js';

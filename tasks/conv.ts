@@ -15,7 +15,6 @@ export const CONV_DATASETS = ['mnist', 'fashion-mnist'] as const;
 export const CONV_IMAGE_SIZES = [8, 16, 28] as const;
 const NUM_CLASSES = 10;
 
-
 const convFields = {
   dataset: oneOf(CONV_DATASETS),
   imageSize: oneOf(CONV_IMAGE_SIZES),
@@ -118,10 +117,28 @@ function inputGradStride2(dy: tf.Tensor4D, k: tf.Tensor4D): tf.Tensor4D {
   const taps = (parity: number) => (parity === 0 ? [2, 0] : [1]);
   const planes: tf.Tensor[] = [];
   for (const pr of [0, 1]) {
-    const rows = tf.concat(taps(pr).map((i) => tf.slice(kT, [i, 0, 0, 0], [1, 3, -1, -1])), 0);
+    const rows = tf.concat(
+      taps(pr).map((i) => tf.slice(kT, [i, 0, 0, 0], [1, 3, -1, -1])),
+      0,
+    );
     for (const pc of [0, 1]) {
-      const kernel = tf.concat(taps(pc).map((j) => tf.slice(rows, [0, j, 0, 0], [-1, 1, -1, -1])), 1) as tf.Tensor4D;
-      planes.push(tf.conv2d(tf.pad(dy, [[0, 0], [1 - pr, 0], [1 - pc, 0], [0, 0]]), kernel, 1, 'valid'));
+      const kernel = tf.concat(
+        taps(pc).map((j) => tf.slice(rows, [0, j, 0, 0], [-1, 1, -1, -1])),
+        1,
+      ) as tf.Tensor4D;
+      planes.push(
+        tf.conv2d(
+          tf.pad(dy, [
+            [0, 0],
+            [1 - pr, 0],
+            [1 - pc, 0],
+            [0, 0],
+          ]),
+          kernel,
+          1,
+          'valid',
+        ),
+      );
     }
   }
   // [pr, pc, B·Ho·Wo, C] → [pr, B·Ho·Wo, pc, C] → [B·Ho, pr, Wo·2·C] = [B, 2·Ho, 2·Wo, C]
@@ -141,7 +158,12 @@ function filterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, stride: 1 | 2): tf.Tensor4D
   const Wp = (Wo - 1) * stride + 3;
   const top = Math.floor((Hp - H) / 2);
   const left = Math.floor((Wp - W) / 2);
-  const padded = tf.pad(x, [[0, 0], [top, Hp - H - top], [left, Wp - W - left], [0, 0]]);
+  const padded = tf.pad(x, [
+    [0, 0],
+    [top, Hp - H - top],
+    [left, Wp - W - left],
+    [0, 0],
+  ]);
   if (C === 1 && stride === 1) {
     const plane = tf.reshape(padded, [B, Hp, Wp]);
     const windows: tf.Tensor[] = [];
@@ -210,8 +232,7 @@ export function convTask(config: ConvConfig): Task {
     shapes,
     mupScale,
     init: (seeds) => initPopulation(seeds, shapes, rules),
-    loss: (params: Params, batch: Batch): tf.Tensor1D =>
-      tf.tidy(() => crossEntropyPerMember(logits(params, batch['x']!), batch['y']!)),
+    loss: (params: Params, batch: Batch): tf.Tensor1D => tf.tidy(() => crossEntropyPerMember(logits(params, batch['x']!), batch['y']!)),
     accuracy: (params: Params, batch: Batch): tf.Tensor1D => tf.tidy(() => accuracyPerMember(logits(params, batch['x']!), batch['y']!)),
     batches: (split: Split, seeds: readonly number[]): BatchStream => imageBatches(data(), split, seeds, batchSize),
     normalizeLoss: classificationNormalizer(NUM_CLASSES),

@@ -24,8 +24,14 @@ export const familySpecSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('fixed'), task: z.string().min(1) }),
   z.strictObject({
     type: z.literal('mlp'),
-    datasets: z.array(z.enum(['mnist', 'fashion-mnist'])).min(1).default(['mnist']),
-    imageSizes: z.array(z.union([z.literal(8), z.literal(16), z.literal(28)])).min(1).default([8]),
+    datasets: z
+      .array(z.enum(['mnist', 'fashion-mnist']))
+      .min(1)
+      .default(['mnist']),
+    imageSizes: z
+      .array(z.union([z.literal(8), z.literal(16), z.literal(28)]))
+      .min(1)
+      .default([8]),
     widths: z.array(int(1, MAX_WIDTH)).min(1),
     /** Uniform integer in [min, max]. */
     depth: range(1, MAX_DEPTH).default({ min: 1, max: 1 }),

@@ -15,7 +15,10 @@ export function lossAndGrads(task: Task, params: Params, batch: Batch): { losses
     const p: Params = {};
     names.forEach((n, i) => (p[n] = ws[i]!));
     return task.loss(p, batch);
-  })(names.map((n) => params[n]!), ones);
+  })(
+    names.map((n) => params[n]!),
+    ones,
+  );
   ones.dispose();
   const g: Params = {};
   names.forEach((n, i) => (g[n] = grads[i]!));

@@ -14,7 +14,6 @@ import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } fr
 import type { Batch, BatchStream, Parametrization, Split, Task } from './types.js';
 import { tidyTree } from '../src/tree/tidy.js';
 
-
 const MAX_SEQ_LEN = 4096;
 const LN_EPS = 1e-5;
 const MLP_RATIO = 4;
@@ -146,8 +145,7 @@ export function transformerTask(config: TransformerConfig): Task {
   const { width: d, depth, heads, seqLen: T, batchSize } = cfg;
   const mup = cfg.parametrization === 'mup';
   const shapes = transformerShapes(cfg, V);
-  const pickShapes = (keep: (name: string) => boolean) =>
-    Object.fromEntries(Object.entries(shapes).filter(([n]) => keep(n)));
+  const pickShapes = (keep: (name: string) => boolean) => Object.fromEntries(Object.entries(shapes).filter(([n]) => keep(n)));
   const logitScale = attentionLogitScale(cfg.parametrization, d / heads);
   const readoutMultiplier = mup ? 1 / d : 1;
 
@@ -167,7 +165,11 @@ export function transformerTask(config: TransformerConfig): Task {
 
   /** Norm scales start at 1 (no init rule for that); the rest draw per member from their seeds. */
   const init = (seeds: readonly number[]): Params => {
-    const drawn = initPopulation(seeds, pickShapes((n) => !n.endsWith('/scale')), rules);
+    const drawn = initPopulation(
+      seeds,
+      pickShapes((n) => !n.endsWith('/scale')),
+      rules,
+    );
     const out: Params = {};
     for (const [name, shape] of Object.entries(shapes)) out[name] = drawn[name] ?? tf.ones([seeds.length, ...shape]);
     return out;

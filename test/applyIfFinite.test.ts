@@ -12,9 +12,18 @@ beforeAll(async () => {
   await initBackend({ backend: 'wasm', log: () => {} });
 });
 
-const params = (): Params => ({ w: tf.tensor2d([[0.5, -1], [2, 0.25]]), b: tf.tensor1d([0.1, -0.2]) });
+const params = (): Params => ({
+  w: tf.tensor2d([
+    [0.5, -1],
+    [2, 0.25],
+  ]),
+  b: tf.tensor1d([0.1, -0.2]),
+});
 const grads = (s: number, bad = false): Params => ({
-  w: tf.tensor2d([[0.1 * s, bad ? Number.NaN : -0.2], [0.3, 0.05 * s]]),
+  w: tf.tensor2d([
+    [0.1 * s, bad ? Number.NaN : -0.2],
+    [0.3, 0.05 * s],
+  ]),
   b: tf.tensor1d([bad ? Number.POSITIVE_INFINITY : 0.01, -0.02 * s]),
 });
 const values = (p: Params) => Object.fromEntries(Object.entries(p).map(([k, t]) => [k, Array.from(t.dataSync())]));

@@ -19,7 +19,13 @@ const nativeInstalled = installed('@tensorflow/tfjs-node') || installed('@tensor
 
 const values = uniformValues;
 const rand = (shape: number[], seed: number): tf.Tensor =>
-  tf.tensor(values(shape.reduce((p, d) => p * d, 1), seed), shape);
+  tf.tensor(
+    values(
+      shape.reduce((p, d) => p * d, 1),
+      seed,
+    ),
+    shape,
+  );
 
 /** The gradients the fallback kernels serve: conv2d filter, depthwise input and filter, gather (embedding). */
 function gradientsUnderTest(): Float32Array[] {
@@ -27,22 +33,16 @@ function gradientsUnderTest(): Float32Array[] {
     const x = rand([2, 9, 9, 3], 1);
     const convF = rand([3, 3, 3, 4], 2);
     const convR = rand([2, 5, 5, 4], 3);
-    const conv = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
-      tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 2, 'same'), convR)),
-    )([x, convF]);
+    const conv = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 2, 'same'), convR)))([x, convF]);
     const dwF = rand([3, 3, 3, 2], 4);
     const dwR = rand([2, 9, 9, 6], 5);
-    const dw = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
-      tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same'), dwR)),
-    )([x, dwF]);
+    const dw = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same'), dwR)))([x, dwF]);
     // Embedding lookup, then pooled per segment: gather's gradient is an UnsortedSegmentSum.
     const emb = rand([20, 6], 6);
     const ids = tf.tensor2d([3, 7, 3, 19, 0, 5, 7, 7, 12, 1], [2, 5], 'int32');
     const seg = tf.tensor1d([0, 1, 1, 2, 3, 3, 0, 2, 2, 1], 'int32');
     const w = rand([4, 6], 7);
-    const embed = tf.grads((e: tf.Tensor, v: tf.Tensor) =>
-      tf.sum(tf.mul(tf.unsortedSegmentSum(tf.reshape(tf.gather(e, ids), [10, 6]), seg, 4), v)),
-    )([emb, w]);
+    const embed = tf.grads((e: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(tf.unsortedSegmentSum(tf.reshape(tf.gather(e, ids), [10, 6]), seg, 4), v)))([emb, w]);
     return [...conv, ...dw, ...embed];
   });
   const data = out.map((t) => t.dataSync() as Float32Array);
@@ -65,9 +65,7 @@ describe('backend selection', () => {
   });
 
   it('rejects an unknown backend from the option or from LOPT_BACKEND', async () => {
-    await expect(initBackend({ backend: 'gpu' as 'cpu', log: () => {} })).rejects.toThrow(
-      /'gpu'.*'auto', 'tensorflow', 'wasm', 'cpu'/,
-    );
+    await expect(initBackend({ backend: 'gpu' as 'cpu', log: () => {} })).rejects.toThrow(/'gpu'.*'auto', 'tensorflow', 'wasm', 'cpu'/);
     process.env['LOPT_BACKEND'] = 'fast';
     try {
       await expect(initBackend({ log: () => {} })).rejects.toThrow(/LOPT_BACKEND='fast'.*'auto', 'tensorflow'/);

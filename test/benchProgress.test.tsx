@@ -66,7 +66,9 @@ describe('bench progress state', () => {
     expect(before.running).toHaveLength(2); // pure
     expect(s.done).toBe(2);
     expect(s.running.map((r) => r.index)).toEqual([2]);
-    expect(s.finished).toEqual([expect.objectContaining({ index: 1, task: 'a', optimizer: 'adam', seconds: 12, summary: 'last-step loss (best member) 0.1234' })]);
+    expect(s.finished).toEqual([
+      expect.objectContaining({ index: 1, task: 'a', optimizer: 'adam', seconds: 12, summary: 'last-step loss (best member) 0.1234' }),
+    ]);
 
     for (let i = 3; i < 3 + FINISHED_SHOWN + 2; i++) s = reduceBenchProgress(s, runDone(i, 2, 4), 20_000);
     expect(s.finished).toHaveLength(FINISHED_SHOWN);
@@ -171,7 +173,11 @@ describe('bench progress view', () => {
 
 describe('bench progress, plain', () => {
   const events: BenchEvent[] = [start(3, 1), runStart(1, 'mlp-mnist', 'adam'), runDone(1, 2, 3, 12.34, 'mlp-mnist', 'adam')];
-  const expected = ['bench: 3 runs (1 already done in this folder, kept)', '  start  adam on mlp-mnist', '  [2/3] adam on mlp-mnist: 12.3 s, last-step loss (best member) 0.1234'];
+  const expected = [
+    'bench: 3 runs (1 already done in this folder, kept)',
+    '  start  adam on mlp-mnist',
+    '  [2/3] adam on mlp-mnist: 12.3 s, last-step loss (best member) 0.1234',
+  ];
 
   it('keeps the line format', () => {
     expect(events.map(progressLine)).toEqual(expected);

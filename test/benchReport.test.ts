@@ -228,15 +228,7 @@ describe('bench report: summary', () => {
   });
 
   it('renders a diverged run with its step and no losses', () => {
-    expect(markdownRow(markdown, W512, 'nesterov')).toEqual([
-      'nesterov',
-      '1e-2',
-      'diverged @ step 120',
-      '—',
-      '—',
-      '—',
-      'diverged @ step 120',
-    ]);
+    expect(markdownRow(markdown, W512, 'nesterov')).toEqual(['nesterov', '1e-2', 'diverged @ step 120', '—', '—', '—', 'diverged @ step 120']);
   });
 
   it('leaves accuracy empty on a task without it', () => {
@@ -261,14 +253,7 @@ describe('bench report: plots', () => {
 
   it('has a curve plot per task, the speedup plot and the width axis (horizon has 1 task, batch none)', () => {
     const plots = reportPlots(results);
-    expect(plots.map((p) => p.name)).toEqual([
-      `curves-${W32}`,
-      `curves-${W128}`,
-      `curves-${W512}`,
-      `curves-${LM}`,
-      'speedup-over-adam',
-      'final-loss-vs-width',
-    ]);
+    expect(plots.map((p) => p.name)).toEqual([`curves-${W32}`, `curves-${W128}`, `curves-${W512}`, `curves-${LM}`, 'speedup-over-adam', 'final-loss-vs-width']);
     for (const p of plots) {
       expect(p.name).toMatch(/^[a-z0-9\-_.]+$/);
       expect(p.title.length).toBeGreaterThan(0);

@@ -74,7 +74,11 @@ describe('lopt bench on the smoke suite', () => {
           expect(r.bestTrainLoss!).toBeLessThanOrEqual(r.finalTrainLoss! + 1e-12);
           expect(r.speedupOverAdam).not.toBeNull();
         }
-        expect(t.family === 'mlp' || t.family === 'conv' || t.family === 'transformer' || t.family === 'logreg' ? r.diverged || r.testAccuracy !== null : r.testAccuracy === null).toBe(true);
+        expect(
+          t.family === 'mlp' || t.family === 'conv' || t.family === 'transformer' || t.family === 'logreg'
+            ? r.diverged || r.testAccuracy !== null
+            : r.testAccuracy === null,
+        ).toBe(true);
       }
       expect(t.results.find((r) => r.optimizer === 'adam')!.speedupOverAdam).toBe(1);
       expect(t.results.map((r) => r.tuned)).toEqual(results.optimizers.map((name) => name !== UNTUNED));

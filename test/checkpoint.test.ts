@@ -69,14 +69,18 @@ function freshPath(stem = 'ckpt'): string {
 /** Float32 values from bit patterns: the edge cases plus pseudo-random finite floats. */
 function edgeFloats(): Float32Array {
   const specials = new Float32Array([
-    0, -0, 1, -1,
+    0,
+    -0,
+    1,
+    -1,
     1.401298464324817e-45, // smallest denormal
     -1.401298464324817e-45,
     1.1754942106924411e-38, // largest denormal
     1.1754943508222875e-38, // smallest normal
     3.4028234663852886e38, // largest float32
     -3.4028234663852886e38,
-    0.1, Math.PI,
+    0.1,
+    Math.PI,
   ]);
   const out = new Float32Array(64);
   out.set(specials);
@@ -115,7 +119,10 @@ function sample(): Checkpoint {
     training: {
       arrays: {
         names: ['adam/m/mlp/w0', 'adam/v/mlp/w0'],
-        shapes: [[39, 32], [39, 32]],
+        shapes: [
+          [39, 32],
+          [39, 32],
+        ],
         data: [w0.map((x) => x * 0.1), w0.map((x) => x * x)],
       },
       state: { rng: { workers: ['s0:1f2e', 's1:9a8b'] }, innerStep: [10, 20], outerStep: 1500, estimator: { kind: 'pes', accumulated: [0.5, -0.25] } },
@@ -193,7 +200,10 @@ describe('round trip', () => {
 
   it('converts tensors to and from the theta table', async () => {
     const theta = {
-      'mlp/w0': tf.tensor2d([[1, -0], [3.4028234663852886e38, 1e-45]]),
+      'mlp/w0': tf.tensor2d([
+        [1, -0],
+        [3.4028234663852886e38, 1e-45],
+      ]),
       'mlp/b0': tf.tensor1d([0.25, -0.5, 0.125]),
       scale: tf.scalar(2),
     };
@@ -262,7 +272,9 @@ describe('atomic write', () => {
     const bad = sample();
     bad.theta.data[0]![3] = Number.NaN;
     await expect(saveCheckpoint(path, bad)).rejects.toThrow(`${path}: theta 'mlp/w0': value 3 of 1248 is NaN; values must be finite`);
-    await expect(saveCheckpoint(path, [] as unknown as Checkpoint)).rejects.toThrow(`${path}: not a lopt checkpoint: expected a map at the top level, found an array of 0`);
+    await expect(saveCheckpoint(path, [] as unknown as Checkpoint)).rejects.toThrow(
+      `${path}: not a lopt checkpoint: expected a map at the top level, found an array of 0`,
+    );
     expect(faults.opened).toEqual([]);
     await expect(readFile(path)).rejects.toThrow(/ENOENT/);
   });
@@ -317,7 +329,10 @@ describe('refusing bad input', () => {
   });
 
   it('msgpack that is not a checkpoint', async () => {
-    await expectRefused(await writeRaw([1, 2, 3]), /not a lopt checkpoint: a checkpoint is a msgpack map, but the file starts with byte 0x93 \(a msgpack array\)$/);
+    await expectRefused(
+      await writeRaw([1, 2, 3]),
+      /not a lopt checkpoint: a checkpoint is a msgpack map, but the file starts with byte 0x93 \(a msgpack array\)$/,
+    );
     await expectRefused(await writeRaw({ hello: 'world' }), /format: expected 'lopt', found nothing; not a lopt checkpoint/);
     await expectRefused(await edited((c) => (c.format = 'safetensors' as 'lopt')), /format: expected 'lopt', found the string "safetensors"/);
   });
@@ -343,7 +358,11 @@ describe('refusing bad input', () => {
   });
 
   it('NaN and ±Infinity', async () => {
-    for (const [bad, shown] of [[Number.NaN, 'NaN'], [Infinity, 'Infinity'], [-Infinity, '-Infinity']] as const) {
+    for (const [bad, shown] of [
+      [Number.NaN, 'NaN'],
+      [Infinity, 'Infinity'],
+      [-Infinity, '-Infinity'],
+    ] as const) {
       const path = await edited((c) => (c.theta.data[3]![1] = bad));
       await expectRefused(path, `${path}: theta '2': value 1 of 2 is ${shown}; values must be finite`);
     }
@@ -362,14 +381,26 @@ describe('refusing bad input', () => {
   });
 
   it('data that is not a Float32Array', async () => {
-    await expectRefused(await edited((c) => (c.theta.data[3] = [1, 2] as unknown as Float32Array)), /theta '2': data must be a Float32Array, found an array of 2 \[1,2\]/);
-    await expectRefused(await edited((c) => (c.theta.data[3] = new Float64Array(2) as unknown as Float32Array)), /theta '2': data must be a Float32Array, found a Float64Array of 2/);
+    await expectRefused(
+      await edited((c) => (c.theta.data[3] = [1, 2] as unknown as Float32Array)),
+      /theta '2': data must be a Float32Array, found an array of 2 \[1,2\]/,
+    );
+    await expectRefused(
+      await edited((c) => (c.theta.data[3] = new Float64Array(2) as unknown as Float32Array)),
+      /theta '2': data must be a Float32Array, found a Float64Array of 2/,
+    );
   });
 
   it('bad shapes', async () => {
-    await expectRefused(await edited((c) => (c.theta.shapes[3] = [-2])), /theta '2': shape must be an array of non-negative integers, found an array of 1 \[-2\]/);
+    await expectRefused(
+      await edited((c) => (c.theta.shapes[3] = [-2])),
+      /theta '2': shape must be an array of non-negative integers, found an array of 1 \[-2\]/,
+    );
     await expectRefused(await edited((c) => (c.theta.shapes[3] = [1.5])), /theta '2': shape must be an array of non-negative integers/);
-    await expectRefused(await edited((c) => (c.theta.shapes[3] = '2' as unknown as number[])), /theta '2': shape must be an array of non-negative integers, found the string "2"/);
+    await expectRefused(
+      await edited((c) => (c.theta.shapes[3] = '2' as unknown as number[])),
+      /theta '2': shape must be an array of non-negative integers, found the string "2"/,
+    );
   });
 
   it('unknown keys, at the top level and in fixed sections', async () => {
@@ -380,19 +411,40 @@ describe('refusing bad input', () => {
     await expectRefused(path, `${path}: unknown top-level keys 'extra', 'also'; allowed: format, version, arch, config, theta, provenance, eval, training`);
     // Names from the file are escaped in messages, so a file cannot drive the terminal.
     await expectRefused(await edited((c) => (c['\u001b[31mred'] = 1)), /unknown top-level key '\\u001b\[31mred'; allowed/);
-    await expectRefused(await edited((c) => ((c.provenance as unknown as Record<string, unknown>).author = 'me')), /provenance: unknown key 'author'; allowed: recipe, outerStep, gitCommit, createdAt, backend/);
-    await expectRefused(await edited((c) => ((c.theta as unknown as Record<string, unknown>).dtype = 'f32')), /theta: unknown key 'dtype'; allowed: names, shapes, data/);
+    await expectRefused(
+      await edited((c) => ((c.provenance as unknown as Record<string, unknown>).author = 'me')),
+      /provenance: unknown key 'author'; allowed: recipe, outerStep, gitCommit, createdAt, backend/,
+    );
+    await expectRefused(
+      await edited((c) => ((c.theta as unknown as Record<string, unknown>).dtype = 'f32')),
+      /theta: unknown key 'dtype'; allowed: names, shapes, data/,
+    );
   });
 
   it('bad config, provenance, eval and training', async () => {
-    await expectRefused(await edited((c) => ((c.config as Record<string, unknown>).layers = [32, 32])), /config\.layers: expected a number, string or boolean \(config is flat\), found an array of 2/);
+    await expectRefused(
+      await edited((c) => ((c.config as Record<string, unknown>).layers = [32, 32])),
+      /config\.layers: expected a number, string or boolean \(config is flat\), found an array of 2/,
+    );
     await expectRefused(await edited((c) => (c.config.lr = Infinity)), /config\.lr: expected a finite number, found Infinity/);
-    await expectRefused(await edited((c) => (c.provenance.createdAt = 'yesterday')), /provenance\.createdAt: expected an ISO 8601 date-time such as '2025-01-31T12:00:00\.000Z', found the string "yesterday"/);
-    await expectRefused(await edited((c) => delete (c.provenance as Partial<Checkpoint['provenance']>).createdAt), /provenance\.createdAt: expected an ISO 8601 date-time .*found nothing/);
+    await expectRefused(
+      await edited((c) => (c.provenance.createdAt = 'yesterday')),
+      /provenance\.createdAt: expected an ISO 8601 date-time such as '2025-01-31T12:00:00\.000Z', found the string "yesterday"/,
+    );
+    await expectRefused(
+      await edited((c) => delete (c.provenance as Partial<Checkpoint['provenance']>).createdAt),
+      /provenance\.createdAt: expected an ISO 8601 date-time .*found nothing/,
+    );
     await expectRefused(await edited((c) => (c.provenance.outerStep = -1)), /provenance\.outerStep: expected a non-negative integer, found -1/);
     // A RegExp never reaches the validator from a file: the bounds walk refuses msgpackr's extension.
-    await expectRefused(await edited((c) => (c.eval = { re: /a+/ as unknown as string })), /not a valid checkpoint: byte \d+: msgpack extension type 0x78 \(msgpackr RegExp\)/);
-    await expectRefused(await edited((c) => (c.eval = { curve: new Float32Array(2) as unknown as number[] })), /eval\.curve: expected a JSON value .*found a Float32Array of 2/);
+    await expectRefused(
+      await edited((c) => (c.eval = { re: /a+/ as unknown as string })),
+      /not a valid checkpoint: byte \d+: msgpack extension type 0x78 \(msgpackr RegExp\)/,
+    );
+    await expectRefused(
+      await edited((c) => (c.eval = { curve: new Float32Array(2) as unknown as number[] })),
+      /eval\.curve: expected a JSON value .*found a Float32Array of 2/,
+    );
     await expectRefused(await edited((c) => delete (c.training as Partial<NonNullable<Checkpoint['training']>>).state), /training: missing state/);
   });
 
@@ -420,7 +472,10 @@ describe('refusing bad input', () => {
       },
     });
     try {
-      await expectRefused(path, /not a valid checkpoint: byte \d+: msgpack extension type 0x72 \(msgpackr record definition\); a checkpoint holds only typed arrays \(0x74\)$/);
+      await expectRefused(
+        path,
+        /not a valid checkpoint: byte \d+: msgpack extension type 0x72 \(msgpackr record definition\); a checkpoint holds only typed arrays \(0x74\)$/,
+      );
     } finally {
       globalThis.Function = RealFunction;
     }
@@ -433,7 +488,10 @@ describe('refusing bad input', () => {
     await truncate(path, 2 * 1024 ** 3); // sparse: nothing is written
     faults.opened.length = 0;
     const start = performance.now();
-    await expectRefused(path, `${path}: the file is 2147483648 bytes, over the 268435456-byte limit; refusing to read it (raise maxBytes if it is a trusted checkpoint)`);
+    await expectRefused(
+      path,
+      `${path}: the file is 2147483648 bytes, over the 268435456-byte limit; refusing to read it (raise maxBytes if it is a trusted checkpoint)`,
+    );
     expect(performance.now() - start).toBeLessThan(1000);
     expect(faults.opened).toEqual([]);
     await rm(path);
@@ -456,7 +514,10 @@ describe('checksum (version 2)', () => {
       const copy = Uint8Array.from(bytes);
       copy[at] = copy[at]! ^ (1 + ((s >>> 8) % 255));
       await writeFile(flipped, copy);
-      const error = await loadCheckpoint(flipped).then(() => undefined, (e: unknown) => e);
+      const error = await loadCheckpoint(flipped).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error, `byte ${at}`).toBeInstanceOf(CheckpointError);
     }
   });

@@ -79,7 +79,9 @@ describe('names and configs', () => {
     expect(() => convTask(conv({ dataset: 'cifar' as never }))).toThrow(`conv task: option 'dataset' must be one of "mnist", "fashion-mnist"; got "cifar"`);
     expect(() => convTask(conv({ width: 0 }))).toThrow("conv task: option 'width' must be an integer in [1, 4096]; got 0");
     expect(() => convTask(conv({ parametrization: 'ntk' as never }))).toThrow(`conv task: option 'parametrization' must be one of "mup", "sp"; got "ntk"`);
-    expect(() => convTask({ ...conv(), widht: 3 } as never)).toThrow("conv task: unknown option 'widht'; allowed options: dataset, imageSize, width, batchSize, parametrization");
+    expect(() => convTask({ ...conv(), widht: 3 } as never)).toThrow(
+      "conv task: unknown option 'widht'; allowed options: dataset, imageSize, width, batchSize, parametrization",
+    );
     expect(() => transformerTask(tiny({ heads: 3 }))).toThrow("transformer task: option 'heads' must divide width (8); got 3");
     expect(() => transformerTask(tiny({ seqLen: 1.5 }))).toThrow("transformer task: option 'seqLen' must be an integer in [1, 4096]; got 1.5");
     expect(() => transformerTask({ width: 8 } as never)).toThrow("transformer task: option 'depth' is required");
@@ -198,8 +200,7 @@ describe('conv3x3 (native-kernel gradients)', () => {
     const x = tf.randomNormal([2, H, H, C], 0, 1, 'float32', 1) as tf.Tensor4D;
     const k = tf.randomNormal([3, 3, C, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
     const w = tf.randomNormal([2, H / stride, H / stride, 4], 0, 1, 'float32', 3);
-    const f = (conv: (x: tf.Tensor4D, k: tf.Tensor4D) => tf.Tensor) =>
-      tf.grads((a, b) => tf.sum(tf.mul(conv(a as tf.Tensor4D, b as tf.Tensor4D), w)))([x, k]);
+    const f = (conv: (x: tf.Tensor4D, k: tf.Tensor4D) => tf.Tensor) => tf.grads((a, b) => tf.sum(tf.mul(conv(a as tf.Tensor4D, b as tf.Tensor4D), w)))([x, k]);
     const want = f((a, b) => tf.conv2d(a, b, stride, 'same'));
     const got = f((a, b) => conv3x3(a, b, stride));
     want.forEach((g, i) => {
@@ -258,8 +259,8 @@ describe('training', () => {
     const names = Object.keys(params);
     const step = () => {
       const batch = stream.next();
-      const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) =>
-        tf.sum(task.loss(Object.fromEntries(names.map((n, i) => [n, ws[i]!])), batch)) as tf.Scalar,
+      const { value, grads } = tf.valueAndGrads(
+        (...ws: tf.Tensor[]) => tf.sum(task.loss(Object.fromEntries(names.map((n, i) => [n, ws[i]!])), batch)) as tf.Scalar,
       )(names.map((n) => params[n]!));
       ({ params, state } = opt.step(params, Object.fromEntries(names.map((n, i) => [n, grads[i]!])), state));
       tf.dispose([value, grads, Object.values(batch)]);

@@ -72,7 +72,15 @@ describe('μP coordinate check on mlp-mnist8, depth 2, widths 64…2048', () => 
   });
 
   it('μP zero-initialises the readout and scales logits by 1/fan_in; SP does neither', () => {
-    const cfg = (p: 'mup' | 'sp', depth = 1): MlpConfig => ({ dataset: 'mnist', imageSize: 8, width: 32, depth, activation: 'relu', batchSize: 8, parametrization: p });
+    const cfg = (p: 'mup' | 'sp', depth = 1): MlpConfig => ({
+      dataset: 'mnist',
+      imageSize: 8,
+      width: 32,
+      depth,
+      activation: 'relu',
+      batchSize: 8,
+      parametrization: p,
+    });
     const mupTask = mlpTask(cfg('mup'));
     const params = mupTask.init([3]);
     expect(tf.max(tf.abs(params['readout/kernel']!)).dataSync()[0]).toBe(0);

@@ -5,14 +5,7 @@ import { gzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageBatches, tabularBatches, textBatches } from '../tasks/data/batches.js';
-import {
-  defaultSearchDirs,
-  imageDecodeSeconds,
-  isImageDatasetCached,
-  loadImageDataset,
-  type ImageDataset,
-  type ImageSize,
-} from '../tasks/data/images.js';
+import { defaultSearchDirs, imageDecodeSeconds, isImageDatasetCached, loadImageDataset, type ImageDataset, type ImageSize } from '../tasks/data/images.js';
 import { loadIris } from '../tasks/data/iris.js';
 import { resizeImages } from '../tasks/data/resize.js';
 import { loadText } from '../tasks/data/text.js';

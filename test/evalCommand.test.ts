@@ -30,7 +30,16 @@ describe('lopt eval', () => {
       lines.push(args.join(' '));
     });
     try {
-      await evalCommand({ checkpoint: path, task: 'mlp-mnist8-w16-d1-relu-b32-mup', steps: 40, seeds: 1, budget: 3, workers: 1, out: join(dir, 'out'), backend: 'wasm' });
+      await evalCommand({
+        checkpoint: path,
+        task: 'mlp-mnist8-w16-d1-relu-b32-mup',
+        steps: 40,
+        seeds: 1,
+        budget: 3,
+        workers: 1,
+        out: join(dir, 'out'),
+        backend: 'wasm',
+      });
     } finally {
       log.mockRestore();
     }

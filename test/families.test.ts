@@ -5,7 +5,14 @@ import { parseMlpName } from '../tasks/mlp.js';
 
 describe('task families', () => {
   it('an MLP family samples valid task names reproducibly from a seeded stream', () => {
-    const fam = familyFromSpec({ type: 'mlp', widths: [32, 64, 128], depth: { min: 1, max: 3 }, batchSize: { min: 64, max: 4096 }, activations: ['relu', 'tanh'], imageSizes: [8, 16] });
+    const fam = familyFromSpec({
+      type: 'mlp',
+      widths: [32, 64, 128],
+      depth: { min: 1, max: 3 },
+      batchSize: { min: 64, max: 4096 },
+      activations: ['relu', 'tanh'],
+      imageSizes: [8, 16],
+    });
     const a = Array.from({ length: 50 }, (_, i) => fam.sample(Rng.from(7).fork(i)));
     const b = Array.from({ length: 50 }, (_, i) => fam.sample(Rng.from(7).fork(i)));
     expect(a).toEqual(b);

@@ -18,7 +18,13 @@ function values(n: number, seed: number): Float32Array {
   return out;
 }
 const rand = (shape: number[], seed: number): tf.Tensor =>
-  tf.tensor(values(shape.reduce((p, d) => p * d, 1), seed), shape);
+  tf.tensor(
+    values(
+      shape.reduce((p, d) => p * d, 1),
+      seed,
+    ),
+    shape,
+  );
 
 /** Runs f once with the stock wasm kernels and once with the fast path; returns both results as arrays. */
 function bothWays(f: () => tf.Tensor | tf.Tensor[]): { orig: Float32Array[]; fast: Float32Array[]; shapes: number[][] } {
@@ -173,8 +179,12 @@ describe('wasm fast matMul', () => {
       for (const [tA, tB] of TRANSPOSES) {
         // Large products and ones below the fast path's size threshold (which the stock kernel would get).
         for (const [activation, m, k, n] of [
-          ['linear', 24, 40, 30], ['relu', 24, 40, 30], ['leakyrelu', 24, 40, 30], ['sigmoid', 24, 40, 30],
-          ['relu', 4, 39, 30], ['linear', 7, 5, 30],
+          ['linear', 24, 40, 30],
+          ['relu', 24, 40, 30],
+          ['leakyrelu', 24, 40, 30],
+          ['sigmoid', 24, 40, 30],
+          ['relu', 4, 39, 30],
+          ['linear', 7, 5, 30],
         ] as const) {
           const shapes = operandShapes(batchA, batchB, m, k, n, tA, tB);
           const a = rand(shapes.a, seed++);

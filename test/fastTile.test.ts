@@ -46,9 +46,7 @@ describe('block-copy Tile on wasm', () => {
 
   it('serves broadcastTo, zero-size tensors and gradients', () => {
     const col = tf.tensor2d([1, 2, 3], [3, 1]);
-    expect(tf.broadcastTo(col, [2, 3, 4]).arraySync()).toEqual(
-      [0, 1].map(() => [1, 2, 3].map((v) => [v, v, v, v])),
-    );
+    expect(tf.broadcastTo(col, [2, 3, 4]).arraySync()).toEqual([0, 1].map(() => [1, 2, 3].map((v) => [v, v, v, v])));
     expect(tf.tile(tf.zeros([0, 3]), [2, 2]).shape).toEqual([0, 6]);
     const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.tile(x, [2, 3]), tf.reshape(tf.range(0, 24), [4, 6]))))(tf.ones([2, 2]));
     // d/dx of Σ tile(x)·w sums the weights of every copy of each element.

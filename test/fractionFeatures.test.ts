@@ -46,7 +46,7 @@ describe('fraction features in truncation units', () => {
 });
 
 describe('linear loss weighting', () => {
-  it("weighs step t of an episode of length L by 2(t+1)/L in the meta-loss, and leaves the raw losses alone", () => {
+  it('weighs step t of an episode of length L by 2(t+1)/L in the meta-loss, and leaves the raw losses alone', () => {
     const lo = cachedLearnedOptimizer('small_fc_lopt', {});
     const theta = flattenTheta(lo, lo.initTheta(2));
     const lengths = { kind: 'fixed' as const, steps: 20 };

@@ -14,8 +14,7 @@ export default function setup(): void {
   if (tsc.error === undefined && tsc.status === ERRORS_OUTPUT_GENERATED) {
     // Type errors, but dist/ was written: the tests can run (type checking is `npm run typecheck`'s job).
     console.error(
-      `\n!!! test/globalSetup.ts: \`npx tsc -p tsconfig.json\` reported type errors; dist/ was still built ` +
-        `and the tests run, but fix these:\n${output}\n`,
+      `\n!!! test/globalSetup.ts: \`npx tsc -p tsconfig.json\` reported type errors; dist/ was still built ` + `and the tests run, but fix these:\n${output}\n`,
     );
     return;
   }

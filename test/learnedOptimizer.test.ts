@@ -2,14 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { asTfjsOptimizer } from '../src/tfjs/adapter.js';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  factoredDims,
-  fractionFeatures,
-  initAccumulators,
-  normalizedFeatures,
-  tensorFeatures,
-  timeFeatures,
-} from '../src/lopt/features.js';
+import { factoredDims, fractionFeatures, initAccumulators, normalizedFeatures, tensorFeatures, timeFeatures } from '../src/lopt/features.js';
 import { MLP_LOPT_FEATURES, mlpLopt } from '../src/lopt/mlpLopt.js';
 import { createLearnedOptimizer, LEARNED_OPTIMIZERS } from '../src/lopt/registry.js';
 import { metaDecays, SMALL_FC_FEATURES, smallFcLopt } from '../src/lopt/smallFcLopt.js';
@@ -27,8 +20,7 @@ beforeAll(async () => {
   await initBackend({ backend: 'wasm', log: () => {} });
 });
 
-const thetaCount = (lo: LearnedOptimizer) =>
-  Object.values(lo.thetaShapes).reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
+const thetaCount = (lo: LearnedOptimizer) => Object.values(lo.thetaShapes).reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
 
 const arr = (t: tf.Tensor) => Array.from(t.dataSync());
 
@@ -233,7 +225,12 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
     ch.push(g.slice(), t.p.slice(), ...t.m.map((r) => r.slice()), t.v.slice());
     for (let k = 0; k < 3; k++) ch.push(t.m[k]!.map((x, i) => x * rsqrt(t.v[i]! + 1e-6)));
     ch.push(t.v.map((x) => rsqrt(x + 1e-6)));
-    const facG: Mat = [], rowF: Mat = [], colF: Mat = [], rsRow: Mat = [], rsCol: Mat = [], facMom: Mat = [];
+    const facG: Mat = [],
+      rowF: Mat = [],
+      colF: Mat = [],
+      rsRow: Mat = [],
+      rsCol: Mat = [],
+      facMom: Mat = [];
     if (t.shape.length === 2) {
       // Stable argsort of the shape: [d1, d0] with d0 the largest dim.
       const [a, b] = t.shape as [number, number];
@@ -290,12 +287,24 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
       const w = th[name]!;
       return (r: number, c: number) => w[r * cols + c]!;
     };
-    const w0 = W('mlp/w0', hidden), w1 = W('mlp/w1', hidden), w2 = W('mlp/w2', 2);
+    const w0 = W('mlp/w0', hidden),
+      w1 = W('mlp/w1', hidden),
+      w2 = W('mlp/w2', 2);
     const update: number[] = [];
     for (let i = 0; i < n; i++) {
       const x = [...features.map((c) => c[i]!), ...time];
-      const h1 = th['mlp/b0']!.map((b, j) => Math.max(0, x.reduce((s, xv, r) => s + xv * w0(r, j), b)));
-      const h2 = th['mlp/b1']!.map((b, j) => Math.max(0, h1.reduce((s, hv, r) => s + hv * w1(r, j), b)));
+      const h1 = th['mlp/b0']!.map((b, j) =>
+        Math.max(
+          0,
+          x.reduce((s, xv, r) => s + xv * w0(r, j), b),
+        ),
+      );
+      const h2 = th['mlp/b1']!.map((b, j) =>
+        Math.max(
+          0,
+          h1.reduce((s, hv, r) => s + hv * w1(r, j), b),
+        ),
+      );
       const out = th['mlp/b2']!.map((b, j) => h2.reduce((s, hv, r) => s + hv * w2(r, j), b));
       const s = out[0]! * Math.exp(0.001 * out[1]!) * stepMult;
       update.push(-s * mup);
@@ -350,7 +359,10 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
             rms: metaDecays(tf.expandDims(theta['decay/rms']!, 0), [0.999], true),
             adafactor: metaDecays(tf.expandDims(theta['decay/adafactor']!, 0), [0.9, 0.99, 0.999], true),
           };
-          for (const [name, want] of [['w', rw.features], ['b', rb.features]] as const) {
+          for (const [name, want] of [
+            ['w', rw.features],
+            ['b', rb.features],
+          ] as const) {
             const f = tensorFeatures('adafactor', tf.expandDims(grads[name]!, 0), tf.expandDims(params[name]!, 0), inner.acc[name]!, decays);
             expectClose(arr(normalizedFeatures(f)), want.flat(), 1e-4, 1e-6);
           }
@@ -371,7 +383,10 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
     });
 
     it('an MLP output of (1, 0) steps by exactly stepMult times the μP scale', () => {
-      for (const [mup, stepMult] of [[true, 0.01], [false, 0.001]] as const) {
+      for (const [mup, stepMult] of [
+        [true, 0.01],
+        [false, 0.001],
+      ] as const) {
         const lo = smallFcLopt({ mup });
         const theta = constantOutputTheta(lo, 2);
         const opt = lo.optimizer(theta, { mupScale: (name) => (name === 'w' ? 0.25 : 1) });
@@ -426,15 +441,18 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
         const init = (k: number): Params =>
           Object.fromEntries(Object.entries(shapes).map(([n, s], j) => [n, tf.randomNormal(s, 0, 1, 'float32', 100 * k + j + 1)]));
         const grads = (k: number, step: number): Params =>
-          Object.fromEntries(
-            Object.entries(shapes).map(([n, s], j) => [n, tf.randomNormal(s, 0, 0.1 * (j + 1), 'float32', 1000 * step + 100 * k + j + 1)]),
-          );
+          Object.fromEntries(Object.entries(shapes).map(([n, s], j) => [n, tf.randomNormal(s, 0, 0.1 * (j + 1), 'float32', 1000 * step + 100 * k + j + 1)]));
         const steps = 3;
         const single = [0, 1, 2].map((k) =>
-          runSteps(lo, thetas[k]!, {}, init(k), Array.from({ length: steps }, (_, s) => grads(k, s))),
+          runSteps(
+            lo,
+            thetas[k]!,
+            {},
+            init(k),
+            Array.from({ length: steps }, (_, s) => grads(k, s)),
+          ),
         );
-        const stackP = (trees: Params[]) =>
-          Object.fromEntries(Object.keys(shapes).map((n) => [n, tf.stack(trees.map((t) => t[n]!))])) as Params;
+        const stackP = (trees: Params[]) => Object.fromEntries(Object.keys(shapes).map((n) => [n, tf.stack(trees.map((t) => t[n]!))])) as Params;
         const batched = runSteps(
           lo,
           stackThetas(thetas),
@@ -509,7 +527,11 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
       expect(u.slice(0, 9).every((x) => x !== 0 && Number.isFinite(x))).toBe(true);
       expect(u.slice(9).every((x) => x === 0)).toBe(true);
       expect(warnings).toEqual(['w[member 1]']);
-      expect(arr((r.state.inner as { acc: Record<string, Record<string, tf.Tensor>> }).acc['w']!['m']!).slice(54).every((x) => x === 0)).toBe(true);
+      expect(
+        arr((r.state.inner as { acc: Record<string, Record<string, tf.Tensor>> }).acc['w']!['m']!)
+          .slice(54)
+          .every((x) => x === 0),
+      ).toBe(true);
     });
   });
 

@@ -77,7 +77,9 @@ describe('loadLearnedOptimizer / saveLearnedOptimizer', () => {
       rmSync(path, { force: true });
       tf.dispose(Object.values(theta));
     }
-    await expect(loadLearnedOptimizer('no-such-optimizer')).rejects.toThrow(/no checkpoint file 'no-such-optimizer' and no shipped checkpoint of that name in .*checkpoints\/ \(shipped: /);
+    await expect(loadLearnedOptimizer('no-such-optimizer')).rejects.toThrow(
+      /no checkpoint file 'no-such-optimizer' and no shipped checkpoint of that name in .*checkpoints\/ \(shipped: /,
+    );
   });
 
   it('refuses checkpoints of unknown architectures or with theta that does not fit the config', async () => {
@@ -91,7 +93,9 @@ describe('loadLearnedOptimizer / saveLearnedOptimizer', () => {
     await expect(loadLearnedOptimizer(other)).rejects.toThrow(/velo.lopt: unknown learned optimizer architecture 'velo'; allowed: small_fc_lopt, mlp_lopt/);
     const mismatch = join(dir, 'mismatch.lopt');
     await saveCheckpoint(mismatch, { ...loaded.checkpoint, config: { ...loaded.checkpoint.config, hiddenSize: 32 } });
-    await expect(loadLearnedOptimizer(mismatch)).rejects.toThrow(/mismatch.lopt: theta 'mlp\/w0' has shape \[39,4\], small_fc_lopt with this config needs \[39,32\]/);
+    await expect(loadLearnedOptimizer(mismatch)).rejects.toThrow(
+      /mismatch.lopt: theta 'mlp\/w0' has shape \[39,4\], small_fc_lopt with this config needs \[39,32\]/,
+    );
     loaded.dispose();
     tf.dispose(Object.values(theta));
   });

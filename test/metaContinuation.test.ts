@@ -78,7 +78,12 @@ describe('continuation files', () => {
     const { result } = await train(join(dir, 'a'), recipe(), { continuation: file, stopAfter: 3 });
     expect(result.status).toBe('stopped');
     const ckpt = await loadCheckpoint(file);
-    const state = ckpt.training!.state as { kind: string; step: number; segments: { fromStep: number; toStep: number; seconds: number }[]; estimators: unknown[] };
+    const state = ckpt.training!.state as {
+      kind: string;
+      step: number;
+      segments: { fromStep: number; toStep: number; seconds: number }[];
+      estimators: unknown[];
+    };
     expect(state.kind).toBe('continuation');
     expect(state.step).toBe(3);
     expect(state.estimators).toEqual([]);
@@ -102,7 +107,10 @@ describe('continuation files', () => {
     // The first continued step starts every unit from initialization, in a new episode numbered from the outer step.
     const firstStep = first.units.filter((u) => u.step === 3);
     expect(firstStep.length).toBe(2);
-    expect(firstStep.map((u) => [u.fresh, ...u.episodes])).toEqual([[true, 4, 4], [true, 4, 4]]);
+    expect(firstStep.map((u) => [u.fresh, ...u.episodes])).toEqual([
+      [true, 4, 4],
+      [true, 4, 4],
+    ]);
     const state = (await loadCheckpoint(file)).training!.state as { step: number; segments: { fromStep: number; toStep: number }[] };
     expect(state.step).toBe(6);
     expect(state.segments.map((s) => [s.fromStep, s.toStep])).toEqual([
@@ -112,7 +120,10 @@ describe('continuation files', () => {
     // The per-step history spans both segments: the first three steps as the first machine logged them.
     const ckpt = await loadCheckpoint(file);
     const history = (key: string) => Array.from(ckpt.training!.arrays.data[ckpt.training!.arrays.names.indexOf(`history/${key}`)]!);
-    const logged = (await readFile(join(dir, 'b1', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { metaLoss: number; metaGradNorm: number });
+    const logged = (await readFile(join(dir, 'b1', 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { metaLoss: number; metaGradNorm: number });
     expect(history('metaLoss')).toHaveLength(6);
     expect(history('metaGradNorm')).toHaveLength(6);
     expect(history('seconds').every((s) => s > 0)).toBe(true);
@@ -145,7 +156,9 @@ describe('continuation files', () => {
 
 describe('lopt meta-train --continuation', () => {
   it('goes with --recipe only', async () => {
-    await expect(metaTrainCommand({ continuation: join(dir, 'x.lopt'), resume: join(dir, 'a') })).rejects.toThrow(/--continuation goes with --recipe \(not --resume\)/);
+    await expect(metaTrainCommand({ continuation: join(dir, 'x.lopt'), resume: join(dir, 'a') })).rejects.toThrow(
+      /--continuation goes with --recipe \(not --resume\)/,
+    );
     await expect(metaTrainCommand({ continuation: join(dir, 'x.lopt') })).rejects.toThrow(/--continuation goes with --recipe/);
   });
 });

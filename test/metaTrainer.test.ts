@@ -189,11 +189,23 @@ describe('MetaTrainer', () => {
     const edits: [string, (s: State, c: Checkpoint) => void, RegExp][] = [
       ['negative particle step', (s) => (s.estimators[0]!.particles[0]!.step = -5), /particle 0: episode, step and length must be non-negative integers/],
       ['empty unit list', (s) => (s.estimators[0]!.units = []), /expected the state of 2 units, found a list of 0/],
-      ['episode length 1e15', (s) => (s.estimators[0]!.particles[1]!.length = 1e15), /particle 1: episode \d+ is \d+ steps long, the state says 1000000000000000/],
-      ['step past the episode', (s) => (s.estimators[0]!.particles[1]!.step = s.estimators[0]!.particles[1]!.length + 1), /particle 1: step \d+ is past the end of its \d+-step episode/],
+      [
+        'episode length 1e15',
+        (s) => (s.estimators[0]!.particles[1]!.length = 1e15),
+        /particle 1: episode \d+ is \d+ steps long, the state says 1000000000000000/,
+      ],
+      [
+        'step past the episode',
+        (s) => (s.estimators[0]!.particles[1]!.step = s.estimators[0]!.particles[1]!.length + 1),
+        /particle 1: step \d+ is past the end of its \d+-step episode/,
+      ],
       ['step unlike the file name', (s) => (s.step = 3), /training\.state\.step is 3, but the file is named for step 4/],
       ['provenance unlike the file name', (_s, c) => (c.provenance.outerStep = 7), /provenance\.outerStep is 7, but the file is named for step 4/],
-      ['non-finite unit numbers', (s) => ((s.estimators[0]!.units[0] as { numbers: unknown[] }).numbers = ['1']), /unit 0: numbers must be a list of at most 10000 finite numbers/],
+      [
+        'non-finite unit numbers',
+        (s) => ((s.estimators[0]!.units[0] as { numbers: unknown[] }).numbers = ['1']),
+        /unit 0: numbers must be a list of at most 10000 finite numbers/,
+      ],
     ];
     for (const [label, edit, problem] of edits) {
       const runDir = join(dir, `invalid-state-${label.replace(/\W+/g, '-')}`);
@@ -205,7 +217,10 @@ describe('MetaTrainer', () => {
       const warning = events.find((e) => e.type === 'warning') as { message: string } | undefined;
       expect(warning?.message, label).toMatch(/resuming from the older checkpoint .*step-00000002\.lopt: .*step-00000004\.lopt is unusable/);
       expect(warning?.message, label).toMatch(problem);
-      expect(events.find((e) => e.type === 'run-start'), label).toMatchObject({ startStep: 2 });
+      expect(
+        events.find((e) => e.type === 'run-start'),
+        label,
+      ).toMatchObject({ startStep: 2 });
       expect(result.status, label).toBe('done');
     }
   });
@@ -296,12 +311,19 @@ describe('MetaTrainer', () => {
   });
 });
 
+/** A recipe as plain JSON, edited at arbitrary depths by the refusal tests. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Recipeish = Record<string, any>;
+
 describe('recipes', () => {
-  const base = () => JSON.parse(JSON.stringify({
-    learnedOptimizer: { arch: 'mlp_lopt' },
-    estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 4 }],
-    outerSteps: 10,
-  })) as Record<string, any>;
+  const base = () =>
+    JSON.parse(
+      JSON.stringify({
+        learnedOptimizer: { arch: 'mlp_lopt' },
+        estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 4 }],
+        outerSteps: 10,
+      }),
+    ) as Recipeish;
 
   it('validates every shipped recipe', async () => {
     for (const name of ['quick', 'mulo-s', 'mulo-m']) {
@@ -320,7 +342,7 @@ describe('recipes', () => {
   });
 
   it('names the field path, the bad value and what is allowed', () => {
-    const bad = (edit: (r: Record<string, any>) => void) => {
+    const bad = (edit: (r: Recipeish) => void) => {
       const r = base();
       edit(r);
       return () => parseRecipe(r, 'r.json');
@@ -330,7 +352,9 @@ describe('recipes', () => {
     expect(bad((r) => (r.estimators[0].particles = 'many'))).toThrow(/estimators\.0\.particles: must be an integer in \[1, 4096\]; found "many"/);
     expect(bad((r) => (r.estimators[0].type = 'reinforce'))).toThrow(/estimators\.0\.type: .*found "reinforce"/);
     expect(bad((r) => (r.learnedOptimizer.arch = 'velo'))).toThrow(/learnedOptimizer\.arch: .*small_fc_lopt.*found "velo"/);
-    expect(bad((r) => (r.learnedOptimizer.config = { hiddenSize: -3 }))).toThrow(/learnedOptimizer\.config: mlp_lopt: config 'hiddenSize' must be an integer in \[1, 4096\]; got -3/);
+    expect(bad((r) => (r.learnedOptimizer.config = { hiddenSize: -3 }))).toThrow(
+      /learnedOptimizer\.config: mlp_lopt: config 'hiddenSize' must be an integer in \[1, 4096\]; got -3/,
+    );
     expect(bad((r) => (r.estimators[0].family = { type: 'fixed', task: 'mlp-nope' }))).toThrow(/estimators\.0\.family: /);
     expect(bad((r) => (r.estimators[0].particlesPerUnit = 8))).toThrow(/particlesPerUnit: must not exceed particles \(4\); found 8/);
     expect(bad((r) => (r.estimators[0].episodeLength = { min: 10, max: 5 }))).toThrow(/estimators\.0\.episodeLength/);

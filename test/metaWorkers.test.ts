@@ -8,7 +8,6 @@ import { useKernels } from '../src/kernels/native.js';
 import { parseRecipe } from '../src/meta/recipe.js';
 import { runPaths } from '../src/meta/runDir.js';
 import { metaTrain } from '../src/meta/trainer.js';
-import type { TruncationUnitOutput } from '../src/meta/truncationUnit.js';
 import { UNITS_MODULE, type Units } from '../src/units.js';
 import { createUnitPool } from '../src/parallel/unitPool.js';
 

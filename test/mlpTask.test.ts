@@ -16,12 +16,19 @@ describe('MLP task names', () => {
     expect(mlpName(c)).toBe('mlp-mnist16-w256-d3-tanh-b4096-sp');
     expect(mlpName(parseMlpName('mlp-fashion8-w32-d1'))).toBe('mlp-fashion8-w32-d1-relu-b128-mup');
     expect(taskFromName('mlp-mnist8-w32-d1').meta).toMatchObject({
-      name: 'mlp-mnist8-w32-d1-relu-b128-mup', family: 'mlp', width: 32, depth: 1, batchSize: 128, dataset: 'mnist8',
+      name: 'mlp-mnist8-w32-d1-relu-b128-mup',
+      family: 'mlp',
+      width: 32,
+      depth: 1,
+      batchSize: 128,
+      dataset: 'mnist8',
       paramCount: 64 * 32 + 32 + 32 * 10 + 10,
     });
   });
   it('refuses bad names and impossible configs, saying what is valid', () => {
-    expect(() => taskFromName('mlp-cifar8-w32-d1')).toThrow(/'mlp-cifar8-w32-d1' is not an MLP task name; expected mlp-\{mnist\|fashion\}\{8\|16\|28\}-w<width>/);
+    expect(() => taskFromName('mlp-cifar8-w32-d1')).toThrow(
+      /'mlp-cifar8-w32-d1' is not an MLP task name; expected mlp-\{mnist\|fashion\}\{8\|16\|28\}-w<width>/,
+    );
     expect(() => taskFromName('mlp-mnist8-w0-d1')).toThrow('mlp task: width must be an integer in [1, 16384]; got 0');
     expect(() => taskFromName('mlp-mnist8-w32-d1-swish')).toThrow(/is not an MLP task name/);
     expect(() => mlpTask({ ...parseMlpName('mlp-mnist8-w32-d1'), activation: 'swish' as never })).toThrow(

@@ -26,7 +26,16 @@ const recipe = (name: string, outerSteps: number) =>
     {
       name,
       learnedOptimizer: { arch: 'small_fc_lopt', config: {} },
-      estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 2, particlesPerUnit: 2, truncationLength: 3, episodeLength: { steps: 9 } }],
+      estimators: [
+        {
+          type: 'truncated-pes',
+          family: { type: 'fixed', task: 'quadratic-d4-k10' },
+          particles: 2,
+          particlesPerUnit: 2,
+          truncationLength: 3,
+          episodeLength: { steps: 9 },
+        },
+      ],
       outerSteps,
     },
     name,
@@ -61,7 +70,9 @@ describe('model card', () => {
   it('refuses a run whose recipe differs from the committed recipe of the same name', async () => {
     const runDir = join(dir, 'not-quick');
     await metaTrain({ recipe: recipe('quick', 2), runDir, run: async (i) => runTruncationUnit(i), workers: 0, backend: 'wasm' });
-    await expect(writeModelCard({ name: 'x', runDir, outDir: join(dir, 'out1') })).rejects.toThrow(/used a recipe named 'quick' that differs from meta-train\/quick\.json/);
+    await expect(writeModelCard({ name: 'x', runDir, outDir: join(dir, 'out1') })).rejects.toThrow(
+      /used a recipe named 'quick' that differs from meta-train\/quick\.json/,
+    );
     expect(existsSync(join(dir, 'out1'))).toBe(false);
   });
 
@@ -73,12 +84,27 @@ describe('model card', () => {
     await metaTrain({ recipe: recipe('card-test-sp', 6), runDir: twinDir, run, workers: 0, backend: 'wasm' });
     const benchDir = join(dir, 'bench');
     const task = (name: string, axis: string, factor: number, mine: number, twin: number, adam: number, parametrization: 'mup' | 'sp' = 'mup') => ({
-      task: name, axis, factor, steps: 10, family: 'mlp', width: 32 * factor, depth: 1, batchSize: 128, parametrization,
+      task: name,
+      axis,
+      factor,
+      steps: 10,
+      family: 'mlp',
+      width: 32 * factor,
+      depth: 1,
+      batchSize: 128,
+      parametrization,
       results: [result('adam', adam), result('lamb', adam + 0.1), result('lopt:mulo-test', mine, 'learned'), result('lopt:mulo-test-sp', twin, 'learned')],
       adamEnvelope: [],
     });
     const results: BenchResults = {
-      format: 'lopt-bench', version: 1, suite: 'generalization', createdAt: new Date().toISOString(), backend: 'wasm', seeds: 1, budget: 7, maxGridExtensions: 3,
+      format: 'lopt-bench',
+      version: 1,
+      suite: 'generalization',
+      createdAt: new Date().toISOString(),
+      backend: 'wasm',
+      seeds: 1,
+      budget: 7,
+      maxGridExtensions: 3,
       optimizers: ['adam', 'lamb', 'lopt:mulo-test', 'lopt:mulo-test-sp'],
       tasks: [
         task('mlp-a', 'baseline', 1, 0.5, 0.6, 0.7),
@@ -104,7 +130,9 @@ describe('model card', () => {
     expect(card).toContain('| 32 | 1 | 0.5000 | 0.5500 | yes | 0.6500 | 0.6000 |');
     expect(card).toContain('| 1024 | 32 | 0.9000 | 0.8500 | no | 1.100 | 1.200 |');
     expect(card).toContain('At the widest width (×32) mulo-test is **not lower**');
-    expect(card).toContain('npx lopt bench --suite generalization --optimizers adam,lamb,lopt:mulo-test,lopt:mulo-test-sp --budget 7 --seeds 1 --out runs/bench-generalization');
+    expect(card).toContain(
+      'npx lopt bench --suite generalization --optimizers adam,lamb,lopt:mulo-test,lopt:mulo-test-sp --budget 7 --seeds 1 --out runs/bench-generalization',
+    );
     expect(existsSync(join(out, 'mulo-test-meta-loss.svg'))).toBe(true);
     expect(await readFile(join(out, 'mulo-test-meta-loss.svg'), 'utf8')).toMatch(/^<svg/);
     // The twin ships beside it with its own card and evaluation.
@@ -119,7 +147,9 @@ describe('model card', () => {
     lo.dispose();
     // A bench without this optimizer is refused before anything is written.
     await writeFile(join(benchDir, 'results.json'), JSON.stringify({ ...results, optimizers: ['adam', 'lamb'] }));
-    await expect(writeModelCard({ name: 'mulo-test', runDir, benchDir, outDir: join(dir, 'out2') })).rejects.toThrow(/has no results for lopt:mulo-test \(it has adam, lamb\)/);
+    await expect(writeModelCard({ name: 'mulo-test', runDir, benchDir, outDir: join(dir, 'out2') })).rejects.toThrow(
+      /has no results for lopt:mulo-test \(it has adam, lamb\)/,
+    );
     expect(existsSync(join(dir, 'out2', 'mulo-test.lopt'))).toBe(false);
   });
 });

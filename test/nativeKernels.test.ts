@@ -43,7 +43,11 @@ function onPath<T>(mode: 'native' | 'ops', fn: () => T): T {
 
 function values(shape: number[], seed: number, scale = 1): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Array.from(uniformValues(n, seed), (v) => v * scale), shape, 'float32');
+  return tf.tensor(
+    Array.from(uniformValues(n, seed), (v) => v * scale),
+    shape,
+    'float32',
+  );
 }
 
 /** Theta with every tensor drawn from seeded values (biases and decay offsets included). */

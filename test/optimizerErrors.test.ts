@@ -33,7 +33,9 @@ describe('bad options are refused before any work, naming optimizer, option and 
   it('other option values', () => {
     expect(() => adam({ beta1: 1 })).toThrow("adam: option 'beta1' must be a finite number in [0, 1); got 1");
     expect(() => lamb({ weightDecay: -1 })).toThrow("lamb: option 'weightDecay' must be a finite number >= 0; got -1");
-    expect(() => lamb({ excludeFromWeightDecay: 'bias' as never })).toThrow(/lamb: option 'excludeFromWeightDecay' must be an array of regular-expression strings/);
+    expect(() => lamb({ excludeFromWeightDecay: 'bias' as never })).toThrow(
+      /lamb: option 'excludeFromWeightDecay' must be an array of regular-expression strings/,
+    );
     expect(() => lamb({ excludeFromWeightDecay: ['(bias'] })).toThrow(/must hold valid regular expressions; got \["\(bias"\]/);
     expect(() => nesterov({ learningRate: 0.1, momentum: 0 })).toThrow(/nesterov: option 'nesterov' needs option 'momentum' > 0/);
     expect(() => sgd({ learningRate: 0.1, clipGlobalNorm: 0 })).toThrow("sgd: option 'clipGlobalNorm' must be a finite number > 0; got 0");
@@ -41,9 +43,7 @@ describe('bad options are refused before any work, naming optimizer, option and 
     expect(() => lamb('fast' as never)).toThrow('lamb: options must be an object; got "fast"');
   });
   it('unknown optimizer names and schedule configs', () => {
-    expect(() => createOptimizer('adamax')).toThrow(
-      `unknown optimizer 'adamax'; allowed: ${Object.keys(OPTIMIZERS).join(', ')}`,
-    );
+    expect(() => createOptimizer('adamax')).toThrow(`unknown optimizer 'adamax'; allowed: ${Object.keys(OPTIMIZERS).join(', ')}`);
     expect(() => createOptimizer('adam', { learningRate: { type: 'cosine' } })).toThrow(/adam: option 'learningRate': schedule: unknown type "cosine"/);
     expect(() => scheduleFromConfig({ type: 'constant', value: 1, extra: 2 })).toThrow("schedule constant: unknown field 'extra'; allowed: value");
   });
@@ -59,9 +59,7 @@ describe('mismatched gradients and parameters', () => {
     expect(() => opt.update({ w: tf.zeros([2, 3]), b: tf.zeros([3]), c: tf.zeros([1]) }, s, p)).toThrow(
       "lamb: gradient given for unknown parameter 'c' (expected names: w, b)",
     );
-    expect(() => opt.update({ w: tf.zeros([3, 2]), b: tf.zeros([3]) }, s, p)).toThrow(
-      "lamb: gradient 'w' has shape [3,2], expected [2,3]",
-    );
+    expect(() => opt.update({ w: tf.zeros([3, 2]), b: tf.zeros([3]) }, s, p)).toThrow("lamb: gradient 'w' has shape [3,2], expected [2,3]");
     expect(() => opt.step({ w: tf.zeros([2, 3]), x: tf.zeros([3]) }, { w: tf.zeros([2, 3]), b: tf.zeros([3]) }, s)).toThrow(
       "lamb: no parameter given for 'b' (expected names: w, b)",
     );
@@ -87,7 +85,11 @@ describe('hyperparameters cannot be changed silently', () => {
 
 describe('serialization', () => {
   it('toConfig round-trips through createOptimizer, schedules included', () => {
-    const o = lamb({ learningRate: scheduleFromConfig({ type: 'warmupCosine', peak: 1e-3, warmupSteps: 10, totalSteps: 100 }), weightDecay: 0.01, excludeFromWeightDecay: ['bias'] });
+    const o = lamb({
+      learningRate: scheduleFromConfig({ type: 'warmupCosine', peak: 1e-3, warmupSteps: 10, totalSteps: 100 }),
+      weightDecay: 0.01,
+      excludeFromWeightDecay: ['bias'],
+    });
     const c = o.toConfig();
     expect(c.optimizer).toBe('lamb');
     expect(c.options.learningRate).toEqual({ type: 'warmupCosine', peak: 1e-3, warmupSteps: 10, totalSteps: 100, init: 0, end: 0 });
@@ -106,7 +108,10 @@ describe('zero-size and non-float32 tensors: one clear error from every optimize
     return { name: arch, make: () => lo.optimizer(lo.initTheta(0)) };
   });
   const all = [
-    ...Object.keys(OPTIMIZERS).map((name) => ({ name, make: () => createOptimizer(name, { learningRate: 0.1, ...(name === 'muadam' ? { mupScale: () => 1 } : {}) }) })),
+    ...Object.keys(OPTIMIZERS).map((name) => ({
+      name,
+      make: () => createOptimizer(name, { learningRate: 0.1, ...(name === 'muadam' ? { mupScale: () => 1 } : {}) }),
+    })),
     ...learned,
   ];
 
@@ -116,12 +121,18 @@ describe('zero-size and non-float32 tensors: one clear error from every optimize
       const w = tf.ones([3, 2]);
       const ints = tf.tensor([1, 2, 3], [3], 'int32');
       const empty = tf.zeros([0, 3]);
-      expect(() => opt.init({ w, n: ints }), name).toThrow(`${opt.name}: parameter 'n' is int32; lopt optimizers update float32 tensors (cast it: tf.cast(t, 'float32'))`);
-      expect(() => opt.init({ w, e: empty }), name).toThrow(`${opt.name}: parameter 'e' has shape [0,3], no elements; leave it out of the parameters (there is nothing to update)`);
+      expect(() => opt.init({ w, n: ints }), name).toThrow(
+        `${opt.name}: parameter 'n' is int32; lopt optimizers update float32 tensors (cast it: tf.cast(t, 'float32'))`,
+      );
+      expect(() => opt.init({ w, e: empty }), name).toThrow(
+        `${opt.name}: parameter 'e' has shape [0,3], no elements; leave it out of the parameters (there is nothing to update)`,
+      );
       const g = tf.tensor([1, 2, 3, 4, 5, 6], [3, 2], 'int32');
       const before = tf.memory().numTensors;
       const state = opt.init({ w });
-      expect(() => opt.update({ w: g }, state, { w }), name).toThrow(`${opt.name}: gradient 'w' is int32; lopt optimizers update float32 tensors (cast it: tf.cast(t, 'float32'))`);
+      expect(() => opt.update({ w: g }, state, { w }), name).toThrow(
+        `${opt.name}: gradient 'w' is int32; lopt optimizers update float32 tensors (cast it: tf.cast(t, 'float32'))`,
+      );
       expect(() => opt.step({ w }, { w: g }, state), name).toThrow(`${opt.name}: gradient 'w' is int32`);
       // The refused calls changed and leaked nothing: a normal step still works.
       const grad = tf.onesLike(w);

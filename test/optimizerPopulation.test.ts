@@ -19,8 +19,15 @@ const make: Record<OptimizerName, (population?: number) => Optimizer> = {
   nesterov: (population) => OPTIMIZERS.nesterov({ learningRate: 0.1, ...common, ...(population ? { population } : {}) }),
   adam: (population) => OPTIMIZERS.adam({ learningRate: 0.01, weightDecay: 0.01, ...common, ...(population ? { population } : {}) }),
   adamw: (population) => OPTIMIZERS.adamw({ learningRate: 0.01, ...common, ...(population ? { population } : {}) }),
-  muadam: (population) => OPTIMIZERS.muadam({ learningRate: 0.01, mupScale: { 'fc/kernel': 1, 'fc/bias': 1, 'out/kernel': 1 / 3 }, clipGlobalNorm: 0.5, ...(population ? { population } : {}) }),
-  lars: (population) => OPTIMIZERS.lars({ learningRate: 1, weightDecay: 0.01, excludeFromTrustRatio: ['bias'], ...common, ...(population ? { population } : {}) }),
+  muadam: (population) =>
+    OPTIMIZERS.muadam({
+      learningRate: 0.01,
+      mupScale: { 'fc/kernel': 1, 'fc/bias': 1, 'out/kernel': 1 / 3 },
+      clipGlobalNorm: 0.5,
+      ...(population ? { population } : {}),
+    }),
+  lars: (population) =>
+    OPTIMIZERS.lars({ learningRate: 1, weightDecay: 0.01, excludeFromTrustRatio: ['bias'], ...common, ...(population ? { population } : {}) }),
   lamb: (population) => OPTIMIZERS.lamb({ learningRate: 0.01, weightDecay: 0.01, ...common, ...(population ? { population } : {}) }),
   tvlars: (population) => OPTIMIZERS.tvlars({ learningRate: 1, lambda: 0.1, ...common, ...(population ? { population } : {}) }),
 };
@@ -32,7 +39,7 @@ function memberTree(i: number, seed: number): Params {
   return out;
 }
 
-function run(opt: Optimizer, params: Params, grads: Params[], ): Params {
+function run(opt: Optimizer, params: Params, grads: Params[]): Params {
   let state = opt.init(params);
   let p = params;
   for (const g of grads) ({ params: p, state } = opt.step(p, g, state));
@@ -44,7 +51,11 @@ describe('baselines with a population axis', () => {
   it.each(Object.keys(make) as OptimizerName[])('%s: P stacked members step exactly as P separate runs', (name) => {
     const steps = 3;
     const singles = Array.from({ length: P }, (_, i) =>
-      run(make[name](), memberTree(i, 1), Array.from({ length: steps }, (_, k) => memberTree(i, 100 + k))),
+      run(
+        make[name](),
+        memberTree(i, 1),
+        Array.from({ length: steps }, (_, k) => memberTree(i, 100 + k)),
+      ),
     );
     const stack = (trees: Params[]) => {
       const out: Params = {};

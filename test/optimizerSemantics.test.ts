@@ -56,7 +56,11 @@ describe('schedules', () => {
 describe('learning rate placement under a schedule', () => {
   const lrs = [0.1, 0.05, 0.02];
   const schedule = Object.assign((t: number) => lrs[t]!, { config: { type: 'constant' as const, value: 0 } });
-  const g = [[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]];
+  const g = [
+    [0.3, -0.2],
+    [0.1, 0.4],
+    [-0.5, 0.2],
+  ];
 
   it('PyTorch SGD momentum: lr outside the buffer', () => {
     const traj = trajectory(momentum({ learningRate: schedule, momentum: 0.9 }), { w: [1, 2] }, (_p, k) => ({ w: g[k]! }), 3);
@@ -83,14 +87,17 @@ describe('learning rate placement under a schedule', () => {
 
   it('PyTorch AdamW: decay scaled by the scheduled lr', () => {
     const traj = trajectory(adamw({ learningRate: schedule, weightDecay: 0.1 }), { w: [1, 2] }, (_p, k) => ({ w: g[k]! }), 3);
-    let m = [0, 0], v = [0, 0], w = [1, 2];
+    let m = [0, 0],
+      v = [0, 0],
+      w = [1, 2];
     for (let k = 0; k < 3; k++) {
       const lr = lrs[k]!;
       w = w.map((x) => x * (1 - lr * 0.1));
       m = m.map((x, i) => 0.9 * x + 0.1 * g[k]![i]!);
       v = v.map((x, i) => 0.999 * x + 0.001 * g[k]![i]! ** 2);
-      const bc1 = 1 - 0.9 ** (k + 1), bc2 = 1 - 0.999 ** (k + 1);
-      w = w.map((x, i) => x - (lr * m[i]! / bc1) / (Math.sqrt(v[i]! / bc2) + 1e-8));
+      const bc1 = 1 - 0.9 ** (k + 1),
+        bc2 = 1 - 0.999 ** (k + 1);
+      w = w.map((x, i) => x - (lr * m[i]!) / bc1 / (Math.sqrt(v[i]! / bc2) + 1e-8));
       close(traj[k]!.w!, w);
     }
   });
@@ -122,7 +129,10 @@ describe('trust ratios', () => {
     // With excludeFromLayerAdaptation: [] the bias gets the ratio ‖w‖/‖u‖ = √2/√2 = 1 too — pick a bias whose ratio differs.
     const b = trajectory(
       lamb({ learningRate: 0.1, weightDecay: 0.5, excludeFromWeightDecay: ['bias'], excludeFromLayerAdaptation: ['kernel'] }),
-      { 'dense/kernel': [3, 4], 'dense/bias': [3, 0] }, grad, 1)[0]!;
+      { 'dense/kernel': [3, 4], 'dense/bias': [3, 0] },
+      grad,
+      1,
+    )[0]!;
     const rb = norm([3, 0]) / norm([1, 1]);
     close(b['dense/bias']!, [3 - 0.1 * rb, 0 + 0.1 * rb], 1e-5, 1e-6);
     // kernel: decayed but not adapted
@@ -131,7 +141,10 @@ describe('trust ratios', () => {
     // (A bias of [3, 0] would be scaled by ‖w‖/‖u‖ = 3/√2 if it were adapted.)
     const c = trajectory(
       lamb({ learningRate: 0.1, weightDecay: 0.5, excludeFromWeightDecay: ['bias'], excludeFromLayerAdaptation: [] }),
-      { 'dense/kernel': [3, 4], 'dense/bias': [3, 0] }, grad, 1)[0]!;
+      { 'dense/kernel': [3, 4], 'dense/bias': [3, 0] },
+      grad,
+      1,
+    )[0]!;
     close(c['dense/bias']!, [3 - 0.1, 0 + 0.1], 1e-5, 1e-6);
   });
 
@@ -167,7 +180,8 @@ describe('other options', () => {
     const init = { k: [1, -1], bias: [0.5, 0.5] };
     const grad = () => ({ k: [0.2, 0.1], bias: [0.1, 0.1] });
     const traj = trajectory(nesterov({ learningRate: 0.1, weightDecay: 0.1, excludeFromWeightDecay: ['bias'] }), init, grad, 2);
-    let w = [1, -1], b = [0, 0];
+    let w = [1, -1],
+      b = [0, 0];
     for (let k = 0; k < 2; k++) {
       const gk = [0.2 + 0.1 * w[0]!, 0.1 + 0.1 * w[1]!];
       b = b.map((x, i) => 0.9 * x + gk[i]!);
@@ -188,11 +202,22 @@ describe('other options', () => {
   });
 
   it('μAdam is Adam times each tensor’s μP scale', () => {
-    const init = { hidden: [[1, 2], [3, 4]], out: [1, 1] };
+    const init = {
+      hidden: [
+        [1, 2],
+        [3, 4],
+      ],
+      out: [1, 1],
+    };
     const grad = () => ({ hidden: [0.1, -0.2, 0.3, 0.4], out: [0.5, -0.5] });
     const a = trajectory(adam({ learningRate: 0.01 }), init, grad, 2);
     const m = trajectory(muadam({ learningRate: 0.01, mupScale: { hidden: 0.5, out: 1 } }), init, grad, 2);
-    close(sub(m[1]!.hidden!, [1, 2, 3, 4]), sub(a[1]!.hidden!, [1, 2, 3, 4]).map((x) => x * 0.5), 1e-4, 1e-7);
+    close(
+      sub(m[1]!.hidden!, [1, 2, 3, 4]),
+      sub(a[1]!.hidden!, [1, 2, 3, 4]).map((x) => x * 0.5),
+      1e-4,
+      1e-7,
+    );
     close(m[1]!.out!, a[1]!.out!);
     const fn = trajectory(muadam({ learningRate: 0.01, mupScale: (_n, shape) => 1 / shape[0]! }), init, grad, 2);
     close(fn[1]!.hidden!, m[1]!.hidden!);

@@ -53,9 +53,7 @@ describe('plain meta-train reporter', () => {
 
   it('formats the step line', () => {
     const [line] = collect(10, [outerStep(10, { etaSeconds: 312 })]);
-    expect(line).toBe(
-      'step 10/200 meta_loss=0.9889 inner_loss=2.2000,1.8500 grad_norm=0.12 lr=3.0e-3 sigma=0.01 inner_steps/s=1234 step_time=1.3s eta=5m12s',
-    );
+    expect(line).toBe('step 10/200 meta_loss=0.9889 inner_loss=2.2000,1.8500 grad_norm=0.12 lr=3.0e-3 sigma=0.01 inner_steps/s=1234 step_time=1.3s eta=5m12s');
   });
 
   it('formats run-start, checkpoint, warning and run-end lines, quoting values with spaces', () => {

@@ -53,9 +53,7 @@ describe.each(['cpu', 'wasm'] as const)('reference optimizer vectors on %s', (ba
         const w0 = c.params[name]!;
         const wantDelta = want.map((x, i) => x - w0[i]!);
         const tiny = wantDelta.every((d, i) => Math.abs(d) < 1e-3 * Math.abs(w0[i]!));
-        const bad = tiny
-          ? mismatch(delta[name]!, wantDelta, 1e-5, 1e-12)
-          : mismatch(params[name]!.dataSync(), want, 1e-5, 1e-7);
+        const bad = tiny ? mismatch(delta[name]!, wantDelta, 1e-5, 1e-12) : mismatch(params[name]!.dataSync(), want, 1e-5, 1e-7);
         expect(bad, `${c.id} step ${k + 1} '${name}' (${tiny ? 'w − w0' : 'w'})`).toBeNull();
       }
     });

@@ -51,7 +51,16 @@ describe('run locks', () => {
       {
         name: 'lock',
         learnedOptimizer: { arch: 'mlp_lopt', config: { hiddenSize: 4 } },
-        estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 2, particlesPerUnit: 2, truncationLength: 2, episodeLength: { min: 4, max: 8 } }],
+        estimators: [
+          {
+            type: 'truncated-pes',
+            family: { type: 'fixed', task: 'quadratic-d4-k10' },
+            particles: 2,
+            particlesPerUnit: 2,
+            truncationLength: 2,
+            episodeLength: { min: 4, max: 8 },
+          },
+        ],
         outerSteps: 3,
       },
       'test',
@@ -70,7 +79,9 @@ describe('run locks', () => {
       },
     });
     await new Promise((r) => setTimeout(r, 200));
-    await expect(metaTrain({ recipe, runDir, resume: true, workers: 0, backend: 'wasm', run: async (i) => runTruncationUnit(i) })).rejects.toThrow(/is in use by lopt meta-train/);
+    await expect(metaTrain({ recipe, runDir, resume: true, workers: 0, backend: 'wasm', run: async (i) => runTruncationUnit(i) })).rejects.toThrow(
+      /is in use by lopt meta-train/,
+    );
     release();
     expect((await first).status).toBe('done');
   });
@@ -82,7 +93,16 @@ describe('run folders', () => {
       {
         name: 'tmp',
         learnedOptimizer: { arch: 'mlp_lopt', config: { hiddenSize: 4 } },
-        estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 2, particlesPerUnit: 2, truncationLength: 2, episodeLength: { min: 4, max: 8 } }],
+        estimators: [
+          {
+            type: 'truncated-pes',
+            family: { type: 'fixed', task: 'quadratic-d4-k10' },
+            particles: 2,
+            particlesPerUnit: 2,
+            truncationLength: 2,
+            episodeLength: { min: 4, max: 8 },
+          },
+        ],
         outerSteps: 4,
         checkpoint: { everySteps: 1, everyMinutes: 60, keep: 2 },
       },
@@ -114,7 +134,16 @@ describe('run folders', () => {
       JSON.stringify({
         name: 'early',
         learnedOptimizer: { arch: 'mlp_lopt', config: { hiddenSize: 4 } },
-        estimators: [{ type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 2, particlesPerUnit: 2, truncationLength: 2, episodeLength: { min: 4, max: 8 } }],
+        estimators: [
+          {
+            type: 'truncated-pes',
+            family: { type: 'fixed', task: 'quadratic-d4-k10' },
+            particles: 2,
+            particlesPerUnit: 2,
+            truncationLength: 2,
+            episodeLength: { min: 4, max: 8 },
+          },
+        ],
         outerSteps: 2,
       }),
     );
@@ -122,6 +151,8 @@ describe('run folders', () => {
     expect(existsSync(join(runDir, 'theta.lopt'))).toBe(true);
     await rm(runDir, { recursive: true });
     await mkdir(runDir);
-    await expect(metaTrainCommand({ resume: runDir, workers: 0, backend: 'wasm' })).rejects.toThrow(/holds no checkpoint .* and no recipe\.json; start it with --recipe FILE --out/);
+    await expect(metaTrainCommand({ resume: runDir, workers: 0, backend: 'wasm' })).rejects.toThrow(
+      /holds no checkpoint .* and no recipe\.json; start it with --recipe FILE --out/,
+    );
   }, 60_000);
 });

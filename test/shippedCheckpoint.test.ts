@@ -69,7 +69,9 @@ describe.each([
     // Each on the parametrization it was meta-trained for: μLO on a μP model with its update scales.
     const model = mup
       ? mupMlp({ inputs: 64, hidden: [64], outputs: 10, seed: 1 })
-      : tfl.sequential({ layers: [tfl.layers.dense({ units: 64, inputShape: [64], activation: 'relu' }), tfl.layers.dense({ units: 10, activation: 'softmax' })] });
+      : tfl.sequential({
+          layers: [tfl.layers.dense({ units: 64, inputShape: [64], activation: 'relu' }), tfl.layers.dense({ units: 10, activation: 'softmax' })],
+        });
     model.compile({ optimizer: lo.asTfjsOptimizer(mup ? { mupScale: mupScaleFor(model) } : {}), loss: 'categoricalCrossentropy' });
     const h = await model.fit(data.x, data.y, { epochs: 30, batchSize: 128, verbose: 0 });
     const losses = h.history['loss'] as number[];
@@ -98,7 +100,9 @@ describe('lopt checkpoints', () => {
     const lines = await describeShippedCheckpoints();
     for (const name of ['mulo-mnist', 'mulo-mnist-sp']) {
       const line = lines.find((l) => l.startsWith(`${name} `));
-      expect(line).toMatch(new RegExp(`recipe ${name} \\(\\d+ outer steps\\); lower final loss than every tuned baseline on \\d+ of \\d+ generalization tasks`));
+      expect(line).toMatch(
+        new RegExp(`recipe ${name} \\(\\d+ outer steps\\); lower final loss than every tuned baseline on \\d+ of \\d+ generalization tasks`),
+      );
     }
   });
 });
@@ -111,11 +115,19 @@ describe("the card's evaluation", () => {
     const entry = loadSuite(shippedSuitePath(bench.suite)).tasks[0]!;
     const stated = bench.perTask.find((t) => t.task === entry.task && t.steps === entry.steps)!;
     expect(stated.finalTrainLoss).not.toBeNull();
-    const suite = parseSuite({ name: 'repro', description: 'the first task of the card\'s suite', tasks: [entry] });
+    const suite = parseSuite({ name: 'repro', description: "the first task of the card's suite", tasks: [entry] });
     const finalLoss = async (mode: 'native' | 'ops') => {
       const prev = useKernels(mode);
       try {
-        const results = await runBench({ suite, optimizers: ['lopt:mulo-mnist'], budget: 7, seeds: 1, outDir: join(dir, `bench-${mode}`), backend: 'wasm', run: runBenchUnit });
+        const results = await runBench({
+          suite,
+          optimizers: ['lopt:mulo-mnist'],
+          budget: 7,
+          seeds: 1,
+          outDir: join(dir, `bench-${mode}`),
+          backend: 'wasm',
+          run: runBenchUnit,
+        });
         return results.tasks[0]!.results.find((r) => r.optimizer === 'lopt:mulo-mnist')!.finalTrainLoss!;
       } finally {
         useKernels(prev);
@@ -140,7 +152,10 @@ describe('the shipped recipe', () => {
     const runDir = join(dir, 'mulo-mnist');
     const result = await metaTrain({ recipe, runDir, run: async (i) => runTruncationUnit(i), workers: 0, backend: 'wasm', stopAfter: RECORDED_FIRST_STEPS });
     expect(result.step).toBe(RECORDED_FIRST_STEPS);
-    const lines = (await readFile(runPaths(runDir).metrics, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as FirstStep);
+    const lines = (await readFile(runPaths(runDir).metrics, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as FirstStep);
     // The shipped run used commit 613be4e; since then the per-parameter MLP runs as one batched pass
     // over all tensors, which sums in another order. Same seeds and draws, so the numbers agree to
     // float32 rounding (amplified in the gradient by 1/2σ): any other seed, task or episode draw

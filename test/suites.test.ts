@@ -14,7 +14,13 @@ beforeAll(async () => {
 
 /** One learning rate per family (Adam under SP, μAdam with the task's mupScale under μP), good enough to show each task trains. */
 const LR: Record<string, number> = {
-  mlp: 3e-3, conv: 3e-2, transformer: 1e-2, quadratic: 0.1, 'noisy-quadratic': 0.05, rosenbrock: 0.05, logreg: 0.05,
+  mlp: 3e-3,
+  conv: 3e-2,
+  transformer: 1e-2,
+  quadratic: 0.1,
+  'noisy-quadratic': 0.05,
+  rosenbrock: 0.05,
+  logreg: 0.05,
 };
 const MUP_LR: Record<string, number> = { mlp: 0.1, conv: 0.3, transformer: 1e-2 };
 
@@ -49,27 +55,30 @@ describe('shipped suites', () => {
 });
 
 describe('memory', () => {
-  it.each(loadSuite(shippedSuitePath('smoke')).tasks.map((t) => [t.task] as const))(
-    '%s: no tensor growth over 1,000 training steps',
-    async (name) => {
-      const task = taskFromName(name);
-      const muP = task.meta.parametrization === 'mup';
-      await trainWithAdam(task, 2, 1e-4, 2, muP);
-      const before = tf.memory().numTensors;
-      await trainWithAdam(task, 1000, 1e-4, 2, muP);
-      expect(tf.memory().numTensors).toBe(before);
-    },
-  );
+  it.each(loadSuite(shippedSuitePath('smoke')).tasks.map((t) => [t.task] as const))('%s: no tensor growth over 1,000 training steps', async (name) => {
+    const task = taskFromName(name);
+    const muP = task.meta.parametrization === 'mup';
+    await trainWithAdam(task, 2, 1e-4, 2, muP);
+    const before = tf.memory().numTensors;
+    await trainWithAdam(task, 1000, 1e-4, 2, muP);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });
 
 describe('bad suites are refused with the field path and what is allowed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lopt-suite-'));
   it('schema errors, unknown tasks, bad JSON', () => {
     expect(() => parseSuite({ name: 's', description: '', tasks: [] }, 's.json')).toThrow(/s.json: tasks: .*>=1/);
-    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'mlp-mnist8-w32-d1', steps: 0 }] }, 's.json')).toThrow(/s.json: tasks.0.steps: .*>=1/);
-    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'mlp-mnist8-w32-d1', steps: 5, axis: 'color' }] }, 's.json')).toThrow(/s.json: tasks.0.axis: .*width/);
+    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'mlp-mnist8-w32-d1', steps: 0 }] }, 's.json')).toThrow(
+      /s.json: tasks.0.steps: .*>=1/,
+    );
+    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'mlp-mnist8-w32-d1', steps: 5, axis: 'color' }] }, 's.json')).toThrow(
+      /s.json: tasks.0.axis: .*width/,
+    );
     expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'vgg', steps: 5 }] }, 's.json')).toThrow(/s.json: tasks.0.task: unknown task 'vgg'/);
-    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'mlp-mnist8-w32-d1', steps: 5, lr: 1 }] }, 's.json')).toThrow(/s.json: tasks.0: .*lr/);
+    expect(() => parseSuite({ name: 's', description: '', tasks: [{ task: 'mlp-mnist8-w32-d1', steps: 5, lr: 1 }] }, 's.json')).toThrow(
+      /s.json: tasks.0: .*lr/,
+    );
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{"name": "s", ');
     expect(() => loadSuite(bad)).toThrow(/bad.json: not valid JSON/);

@@ -11,8 +11,26 @@ beforeAll(async () => {
 
 describe('accuracy', () => {
   it('counts argmax hits per member', () => {
-    const logits = tf.tensor3d([[[2, 0], [0, 1], [1, 0]], [[0, 3], [0, 1], [5, 0]]]);
-    const labels = tf.tensor2d([[0, 0, 0], [1, 1, 1]], undefined, 'int32');
+    const logits = tf.tensor3d([
+      [
+        [2, 0],
+        [0, 1],
+        [1, 0],
+      ],
+      [
+        [0, 3],
+        [0, 1],
+        [5, 0],
+      ],
+    ]);
+    const labels = tf.tensor2d(
+      [
+        [0, 0, 0],
+        [1, 1, 1],
+      ],
+      undefined,
+      'int32',
+    );
     expect(Array.from(accuracyPerMember(logits, labels).dataSync())).toEqual([Math.fround(2 / 3), Math.fround(2 / 3)]);
   });
 

@@ -37,7 +37,6 @@ function lopt(...args: string[]): { status: number | null; output: string } {
 /** The output refused the input with an escaped echo of it and not one control byte but newlines. */
 function expectEscapedRefusal(run: { status: number | null; output: string }, mention: RegExp): void {
   expect(run.status, run.output).not.toBe(0);
-  // eslint-disable-next-line no-control-regex
   expect(run.output.match(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g) ?? [], run.output).toEqual([]);
   expect(run.output).toMatch(mention);
 }

@@ -48,7 +48,14 @@ function functionalRun(opt: Optimizer, m: tfl.Sequential, x: tf.Tensor, y: tf.Te
     ({ params, state } = opt.step(params, g, state));
     tf.dispose([value, grads]);
   }
-  return { params, losses, dispose: () => { tf.dispose(Object.values(params)); tf.dispose(state.inner as tf.TensorContainer); } };
+  return {
+    params,
+    losses,
+    dispose: () => {
+      tf.dispose(Object.values(params));
+      tf.dispose(state.inner as tf.TensorContainer);
+    },
+  };
 }
 
 describe.each([
@@ -76,16 +83,20 @@ describe.each([
 describe('serialization through model.save / loadLayersModel', () => {
   it('round-trips the optimizer config and state: a reloaded model continues exactly', async () => {
     const { x, y } = data();
-    const make = () => lamb({ learningRate: warmupCosine({ peak: 0.05, warmupSteps: 3, totalSteps: 20 }), weightDecay: 0.01, excludeFromWeightDecay: ['bias'] });
+    const make = () =>
+      lamb({ learningRate: warmupCosine({ peak: 0.05, warmupSteps: 3, totalSteps: 20 }), weightDecay: 0.01, excludeFromWeightDecay: ['bias'] });
     const m = model(3);
     m.compile({ optimizer: asTfjsOptimizer(make()), loss: 'meanSquaredError' });
     await m.fit(x, y, { epochs: 4, batchSize: 32, shuffle: false, verbose: 0 });
 
     let artifacts: tf.io.ModelArtifacts | undefined;
-    await m.save(tf.io.withSaveHandler(async (a) => {
-      artifacts = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }), { includeOptimizer: true });
+    await m.save(
+      tf.io.withSaveHandler(async (a) => {
+        artifacts = a;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+      { includeOptimizer: true },
+    );
     const reloaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
     const opt = reloaded.optimizer as unknown as TfjsOptimizer;
     expect(opt).toBeInstanceOf(TfjsOptimizer);
@@ -114,7 +125,9 @@ describe('serialization through model.save / loadLayersModel', () => {
     expect(v.dataSync()[0]).toBeCloseTo(0.8, 5);
     const w = await o.getWeights();
     expect(w.map((n) => n.name)).toEqual(['iter', 'lopt/3/count', 'lopt/3/mu/adapter_test/w', 'lopt/3/nu/adapter_test/w']);
-    await expect(o.setWeights(w.slice(0, 3))).rejects.toThrow(/setWeights got 2 state tensors after the iteration counter, but this optimizer's state for these variables has 3/);
+    await expect(o.setWeights(w.slice(0, 3))).rejects.toThrow(
+      /setWeights got 2 state tensors after the iteration counter, but this optimizer's state for these variables has 3/,
+    );
     // State is keyed by position: a renamed variable (as after a reload) continues with the same moments.
     const renamed = tf.variable(tf.ones([3]), true, 'adapter_test/w_1');
     o.applyGradients({ 'adapter_test/w_1': tf.fill([3], -1) });

@@ -43,7 +43,7 @@ describe('μP tfjs-layers models', () => {
     model.dispose();
   });
 
-  it('mupScaleFor gives the task\'s per-tensor μP scales: 1/fan_in for hidden-to-hidden kernels, 1 elsewhere', () => {
+  it("mupScaleFor gives the task's per-tensor μP scales: 1/fan_in for hidden-to-hidden kernels, 1 elsewhere", () => {
     const task = mlpTask(parseMlpName(NAME));
     const model = mupMlp({ inputs: 64, hidden: [32, 32], outputs: 10 });
     const scales = mupScaleFor(model) as Record<string, number>;
@@ -77,10 +77,12 @@ describe('μP tfjs-layers models', () => {
     const model = mupMlp({ inputs: 8, hidden: [4], outputs: 3, seed: 2 });
     model.setWeights(model.getWeights().map((w, i) => tf.add(w, tf.fill(w.shape, 0.1 * (i + 1)))));
     const artifacts: tf.io.ModelArtifacts[] = [];
-    await model.save(tf.io.withSaveHandler(async (a) => {
-      artifacts.push(a);
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
+    await model.save(
+      tf.io.withSaveHandler(async (a) => {
+        artifacts.push(a);
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
     const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts[0]!));
     expect(loaded.layers.at(-1)).toBeInstanceOf(MupReadout);
     const x = tf.randomNormal([2, 8], 0, 1, 'float32', 4);

@@ -94,9 +94,7 @@ describe('unit pool', () => {
     await withPool({ workers: 2 }, async (pool) => {
       expect(pool.workers).toBe(2);
       expect(pool.busySeconds()).toEqual([0, 0]);
-      const outs = await Promise.all(
-        Array.from({ length: 12 }, (_, i) => pool.run('matmul', matmulInput(100 + i, 64, 4))),
-      );
+      const outs = await Promise.all(Array.from({ length: 12 }, (_, i) => pool.run('matmul', matmulInput(100 + i, 64, 4))));
       expect(outs).toHaveLength(12);
       const busy = pool.busySeconds();
       expect(busy).toHaveLength(2);
@@ -173,7 +171,12 @@ describe('unit pool', () => {
 
   it('settles every unit when closed, and refuses units after close', async () => {
     const pool = await createUnitPool<PoolUnits>({ workers: 1, unitsModule: UNITS, backend: 'wasm', onWarning: () => {} });
-    const pending = Array.from({ length: 4 }, (_, i) => pool.run('matmul', matmulInput(i, 96, 8)).then(() => 'ok', () => 'rejected'));
+    const pending = Array.from({ length: 4 }, (_, i) =>
+      pool.run('matmul', matmulInput(i, 96, 8)).then(
+        () => 'ok',
+        () => 'rejected',
+      ),
+    );
     await pool.close();
     const settled = await Promise.all(pending);
     expect(settled.every((s) => s === 'ok' || s === 'rejected')).toBe(true);
@@ -182,9 +185,7 @@ describe('unit pool', () => {
 
   it('maps project TypeScript to its dist/ build, and explains a missing build', () => {
     const root = new URL('..', import.meta.url);
-    expect(toRunnableFile(new URL('test/helpers/poolUnits.ts', root).href, 'units module')).toBe(
-      new URL('dist/test/helpers/poolUnits.js', root).pathname,
-    );
+    expect(toRunnableFile(new URL('test/helpers/poolUnits.ts', root).href, 'units module')).toBe(new URL('dist/test/helpers/poolUnits.js', root).pathname);
     expect(() => toRunnableFile(new URL('test/helpers/noSuchUnits.ts', root).href, 'units module')).toThrow(/npm run build/);
     expect(() => toRunnableFile('/elsewhere/units.ts', 'units module')).toThrow(/compiled \.js/);
     expect(() => toRunnableFile('relative/units.js', 'units module')).toThrow(/absolute/);
@@ -225,7 +226,21 @@ describe('unit pool', () => {
     );
     const tsc = spawnSync(
       process.execPath,
-      [join(fileURLToPath(new URL('..', import.meta.url)), 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', file],
+      [
+        join(fileURLToPath(new URL('..', import.meta.url)), 'node_modules/typescript/bin/tsc'),
+        '--noEmit',
+        '--strict',
+        '--skipLibCheck',
+        '--module',
+        'nodenext',
+        '--moduleResolution',
+        'nodenext',
+        '--target',
+        'es2022',
+        '--types',
+        'node',
+        file,
+      ],
       { encoding: 'utf8' },
     );
     rmSync(dir, { recursive: true, force: true });

@@ -39,12 +39,7 @@ const PACK_NS = 3.4;
 const size = (shape: readonly number[]): number => shape.reduce((p, d) => p * d, 1);
 
 /** null when the shapes are invalid for matMul: the caller lets the original kernel report it. */
-export function planMatMul(
-  aShape: readonly number[],
-  bShape: readonly number[],
-  transposeA: boolean,
-  transposeB: boolean,
-): MatMulPlan | null {
+export function planMatMul(aShape: readonly number[], bShape: readonly number[], transposeA: boolean, transposeB: boolean): MatMulPlan | null {
   const ra = aShape.length;
   const rb = bShape.length;
   if (ra < 2 || rb < 2) return null;

@@ -29,9 +29,7 @@ let current: BackendName | undefined;
 let nativePackage: string | undefined;
 const announced = new Set<BackendName>();
 
-export async function initBackend(
-  opts: { backend?: BackendName | 'auto'; log?: (line: string) => void } = {},
-): Promise<BackendName> {
+export async function initBackend(opts: { backend?: BackendName | 'auto'; log?: (line: string) => void } = {}): Promise<BackendName> {
   const log = opts.log ?? ((line: string) => console.error(line));
   const requested = requestedBackend(opts.backend);
   // Same choice again (or 'auto' once something is chosen): nothing to do.

@@ -45,16 +45,17 @@ function wrap(name: string, orig: KernelFunc): KernelFunc {
     const backend = args.backend as BackendWasm;
     const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, TensorInfo | undefined>;
     const { transposeA, transposeB } = args.attrs as unknown as MatMulAttrs;
-    const plan =
-      a && b && a.dtype === 'float32' && b.dtype === 'float32'
-        ? planMatMul(a.shape, b.shape, transposeA, transposeB)
-        : null;
+    const plan = a && b && a.dtype === 'float32' && b.dtype === 'float32' ? planMatMul(a.shape, b.shape, transposeA, transposeB) : null;
     // The fused bias runs along C's columns, which a swapped product would turn into rows.
     if (plan?.mode === 'swap' && name === tf._FusedMatMul) plan.mode = 'fold';
     // The stock fused kernel is only right for 2-D untransposed products (elsewhere it drops the
     // bias): small transposed or batched fused products take the fast path too.
-    if (plan?.mode === 'original' && name === tf._FusedMatMul && plan.m * plan.k * plan.n > 0 &&
-        (plan.transposeA || plan.transposeB || plan.batchA > 1 || plan.batchB > 1)) {
+    if (
+      plan?.mode === 'original' &&
+      name === tf._FusedMatMul &&
+      plan.m * plan.k * plan.n > 0 &&
+      (plan.transposeA || plan.transposeB || plan.batchA > 1 || plan.batchB > 1)
+    ) {
       plan.mode = plan.batchB === 1 ? 'fold' : 'slices';
     }
     // prelu weights are laid out against the full output: leave that case to the original too.
@@ -78,13 +79,7 @@ function wrap(name: string, orig: KernelFunc): KernelFunc {
   };
 }
 
-function fastProduct(
-  backend: BackendWasm,
-  a: TensorInfo,
-  b: TensorInfo,
-  plan: MatMulPlan,
-  mul2d: Mul2d,
-): TensorInfo {
+function fastProduct(backend: BackendWasm, a: TensorInfo, b: TensorInfo, plan: MatMulPlan, mul2d: Mul2d): TensorInfo {
   const { m, k, n, batchA, batchB } = plan;
   const temps: TensorInfo[] = [];
   // A transposed copy, freed when the product is done.

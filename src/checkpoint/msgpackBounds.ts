@@ -90,7 +90,10 @@ export function checkMsgpackBounds(bytes: Uint8Array, bounds: MsgpackBounds = CH
     const type = bytes[pos] as number;
     if (type !== TYPED_ARRAY_EXT) {
       const name = EXTENSION_NAMES[type];
-      fail(at, `msgpack extension type 0x${type.toString(16).padStart(2, '0')}${name === undefined ? '' : ` (msgpackr ${name})`}; a checkpoint holds only typed arrays (0x74)`);
+      fail(
+        at,
+        `msgpack extension type 0x${type.toString(16).padStart(2, '0')}${name === undefined ? '' : ` (msgpackr ${name})`}; a checkpoint holds only typed arrays (0x74)`,
+      );
     }
     pos += 1;
     skip(at, length, 'an extension');
@@ -116,31 +119,84 @@ export function checkMsgpackBounds(bytes: Uint8Array, bounds: MsgpackBounds = CH
     else if (token <= 0xbf) skip(at, token & 0x1f, 'a string');
     else {
       switch (token) {
-        case 0xc4: skip(at, uint(at, 1), 'a byte string'); break;
-        case 0xc5: skip(at, uint(at, 2), 'a byte string'); break;
-        case 0xc6: skip(at, uint(at, 4), 'a byte string'); break;
-        case 0xc7: ext(at, uint(at, 1)); break;
-        case 0xc8: ext(at, uint(at, 2)); break;
-        case 0xc9: ext(at, uint(at, 4)); break;
-        case 0xca: skip(at, 4, 'a float32'); break;
-        case 0xcb: skip(at, 8, 'a float64'); break;
-        case 0xcc: case 0xd0: skip(at, 1, 'an integer'); break;
-        case 0xcd: case 0xd1: skip(at, 2, 'an integer'); break;
-        case 0xce: case 0xd2: skip(at, 4, 'an integer'); break;
-        case 0xcf: case 0xd3: skip(at, 8, 'an integer'); break;
-        case 0xd4: ext(at, 1); break;
-        case 0xd5: ext(at, 2); break;
-        case 0xd6: ext(at, 4); break;
-        case 0xd7: ext(at, 8); break;
-        case 0xd8: ext(at, 16); break;
-        case 0xd9: skip(at, uint(at, 1), 'a string'); break;
-        case 0xda: skip(at, uint(at, 2), 'a string'); break;
-        case 0xdb: skip(at, uint(at, 4), 'a string'); break;
-        case 0xdc: container(at, uint(at, 2), 1, 'an array'); break;
-        case 0xdd: container(at, uint(at, 4), 1, 'an array'); break;
-        case 0xde: container(at, uint(at, 2), 2, 'a map'); break;
-        case 0xdf: container(at, uint(at, 4), 2, 'a map'); break;
-        default: fail(at, `0x${token.toString(16)} is not a msgpack type`);
+        case 0xc4:
+          skip(at, uint(at, 1), 'a byte string');
+          break;
+        case 0xc5:
+          skip(at, uint(at, 2), 'a byte string');
+          break;
+        case 0xc6:
+          skip(at, uint(at, 4), 'a byte string');
+          break;
+        case 0xc7:
+          ext(at, uint(at, 1));
+          break;
+        case 0xc8:
+          ext(at, uint(at, 2));
+          break;
+        case 0xc9:
+          ext(at, uint(at, 4));
+          break;
+        case 0xca:
+          skip(at, 4, 'a float32');
+          break;
+        case 0xcb:
+          skip(at, 8, 'a float64');
+          break;
+        case 0xcc:
+        case 0xd0:
+          skip(at, 1, 'an integer');
+          break;
+        case 0xcd:
+        case 0xd1:
+          skip(at, 2, 'an integer');
+          break;
+        case 0xce:
+        case 0xd2:
+          skip(at, 4, 'an integer');
+          break;
+        case 0xcf:
+        case 0xd3:
+          skip(at, 8, 'an integer');
+          break;
+        case 0xd4:
+          ext(at, 1);
+          break;
+        case 0xd5:
+          ext(at, 2);
+          break;
+        case 0xd6:
+          ext(at, 4);
+          break;
+        case 0xd7:
+          ext(at, 8);
+          break;
+        case 0xd8:
+          ext(at, 16);
+          break;
+        case 0xd9:
+          skip(at, uint(at, 1), 'a string');
+          break;
+        case 0xda:
+          skip(at, uint(at, 2), 'a string');
+          break;
+        case 0xdb:
+          skip(at, uint(at, 4), 'a string');
+          break;
+        case 0xdc:
+          container(at, uint(at, 2), 1, 'an array');
+          break;
+        case 0xdd:
+          container(at, uint(at, 4), 1, 'an array');
+          break;
+        case 0xde:
+          container(at, uint(at, 2), 2, 'a map');
+          break;
+        case 0xdf:
+          container(at, uint(at, 4), 2, 'a map');
+          break;
+        default:
+          fail(at, `0x${token.toString(16)} is not a msgpack type`);
       }
     }
     // A value that opened no container is complete: close every container it completes.

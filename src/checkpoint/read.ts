@@ -84,7 +84,14 @@ function openEnvelope(path: string, decoded: unknown): Uint8Array | null {
   if (typeof top !== 'object' || top === null || top['version'] !== CHECKPOINT_VERSION || top['format'] !== CHECKPOINT_FORMAT) return null;
   const keys = Object.keys(top);
   if (keys.length !== ENVELOPE_KEYS.length || !ENVELOPE_KEYS.every((k) => keys.includes(k))) {
-    throw new CheckpointError(path, undefined, `a version ${CHECKPOINT_VERSION} file holds exactly ${ENVELOPE_KEYS.join(', ')}; found ${keys.slice(0, 12).map((k) => printable(k, 40)).join(', ')}`);
+    throw new CheckpointError(
+      path,
+      undefined,
+      `a version ${CHECKPOINT_VERSION} file holds exactly ${ENVELOPE_KEYS.join(', ')}; found ${keys
+        .slice(0, 12)
+        .map((k) => printable(k, 40))
+        .join(', ')}`,
+    );
   }
   const sha = top['sha256'];
   const payload = top['payload'];
@@ -104,7 +111,11 @@ function openEnvelope(path: string, decoded: unknown): Uint8Array | null {
 /** The whole file, refused by size (fs.stat) before any byte is read. */
 async function readCapped(path: string, maxBytes: number): Promise<Uint8Array> {
   const refuse = (size: number): never => {
-    throw new CheckpointError(path, undefined, `the file is ${size} bytes, over the ${maxBytes}-byte limit; refusing to read it (raise maxBytes if it is a trusted checkpoint)`);
+    throw new CheckpointError(
+      path,
+      undefined,
+      `the file is ${size} bytes, over the ${maxBytes}-byte limit; refusing to read it (raise maxBytes if it is a trusted checkpoint)`,
+    );
   };
   const info = await stat(path);
   if (!info.isFile()) throw new CheckpointError(path, undefined, 'not a regular file');

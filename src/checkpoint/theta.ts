@@ -49,7 +49,10 @@ export async function gitCommit(from: string = process.cwd()): Promise<string | 
     const ref = /^ref: (refs\/[^\s]+)$/.exec(head)?.[1];
     if (ref === undefined || ref.split('/').includes('..')) return undefined;
     // Worktrees keep refs in the main repository's directory, named by `commondir`.
-    const common = await readFile(join(gitDir, 'commondir'), 'utf8').then((d) => resolve(gitDir, d.trim()), () => gitDir);
+    const common = await readFile(join(gitDir, 'commondir'), 'utf8').then(
+      (d) => resolve(gitDir, d.trim()),
+      () => gitDir,
+    );
     for (const dir of [gitDir, common]) {
       const loose = await readFile(join(dir, ref), 'utf8').catch(() => undefined);
       if (loose !== undefined && isHash(loose.trim())) return loose.trim();
@@ -69,7 +72,10 @@ export async function gitCommit(from: string = process.cwd()): Promise<string | 
 async function findGitDir(dir: string): Promise<string | undefined> {
   for (let current = dir; ; current = dirname(current)) {
     const dotGit = join(current, '.git');
-    const head = await readFile(join(dotGit, 'HEAD'), 'utf8').then(() => true, () => false);
+    const head = await readFile(join(dotGit, 'HEAD'), 'utf8').then(
+      () => true,
+      () => false,
+    );
     if (head) return dotGit;
     const file = await readFile(dotGit, 'utf8').catch(() => undefined);
     const pointer = file === undefined ? undefined : /^gitdir: (.+)$/m.exec(file)?.[1];

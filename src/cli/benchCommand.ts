@@ -37,7 +37,12 @@ function suiteFrom(nameOrPath: string): Suite {
 }
 
 async function withPool<T>(workers: number, backend: string, fn: (run: (input: BenchRunInput) => Promise<BenchRunOutput>) => Promise<T>): Promise<T> {
-  const pool = await createUnitPool<Units>({ workers, unitsModule: UNITS_MODULE, backend: backend as BackendName, onWarning: (m) => console.error(printableMessage(`lopt: ${m}`)) });
+  const pool = await createUnitPool<Units>({
+    workers,
+    unitsModule: UNITS_MODULE,
+    backend: backend as BackendName,
+    onWarning: (m) => console.error(printableMessage(`lopt: ${m}`)),
+  });
   try {
     return await fn((input) => pool.run('bench-run', input));
   } finally {
@@ -50,7 +55,9 @@ export async function benchCommand(o: BenchCommandOptions): Promise<BenchResults
   const backend = await initBackend(o.backend ? { backend: o.backend, log: () => {} } : { log: () => {} });
   const outDir = o.out ?? join('bench-results', suite.name);
   const workers = o.workers ?? Math.min(availableParallelism(), 2);
-  console.log(`lopt bench: suite ${suite.name} (${suite.tasks.length} tasks), ${o.optimizers.join(', ')}; budget ${o.budget} learning rates, ${o.seeds} seed(s), ${workers} worker(s), backend ${backend}; results in ${outDir}`);
+  console.log(
+    `lopt bench: suite ${suite.name} (${suite.tasks.length} tasks), ${o.optimizers.join(', ')}; budget ${o.budget} learning rates, ${o.seeds} seed(s), ${workers} worker(s), backend ${backend}; results in ${outDir}`,
+  );
   const progress = benchProgress({ stdout: process.stdout, env: process.env, write: (line) => console.log(line) });
   let results: BenchResults;
   try {
@@ -109,8 +116,12 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
   );
   const t = results.tasks[0]!;
   const f = (x: number | null, digits = 4) => (x === null ? 'diverged' : x.toPrecision(digits));
-  console.log(`${task.meta.name}, ${o.steps} steps, ${o.seeds} seed(s); Adam tuned over ${o.budget} learning rates on inner-valid, the learned optimizer one trial`);
-  console.log(`${'optimizer'.padEnd(28)} ${'lr'.padStart(8)} ${'final'.padStart(9)} ${'best'.padStart(9)} ${'test'.padStart(9)} ${'acc'.padStart(7)} ${'vs Adam'.padStart(8)}`);
+  console.log(
+    `${task.meta.name}, ${o.steps} steps, ${o.seeds} seed(s); Adam tuned over ${o.budget} learning rates on inner-valid, the learned optimizer one trial`,
+  );
+  console.log(
+    `${'optimizer'.padEnd(28)} ${'lr'.padStart(8)} ${'final'.padStart(9)} ${'best'.padStart(9)} ${'test'.padStart(9)} ${'acc'.padStart(7)} ${'vs Adam'.padStart(8)}`,
+  );
   for (const r of t.results) {
     const speed = r.speedupOverAdam === null ? '—' : `${r.speedupIsLowerBound ? '≥' : ''}${r.speedupOverAdam.toFixed(2)}×`;
     console.log(
@@ -121,7 +132,9 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
   if (series.every((s) => s.length > 1)) {
     const width = 70;
     const resample = (s: number[]) => Array.from({ length: width }, (_, i) => s[Math.floor((i * (s.length - 1)) / (width - 1))]!);
-    console.log(`\ntraining loss (smoothed), top to bottom at the start: ${t.results.map((r, i) => `${process.stdout.isTTY ? `${['blue', 'green', 'red'][i % 3]} = ` : `series ${i + 1} = `}${r.optimizer}`).join(', ')}`);
+    console.log(
+      `\ntraining loss (smoothed), top to bottom at the start: ${t.results.map((r, i) => `${process.stdout.isTTY ? `${['blue', 'green', 'red'][i % 3]} = ` : `series ${i + 1} = `}${r.optimizer}`).join(', ')}`,
+    );
     const colors = process.stdout.isTTY ? { colors: [asciichart.blue, asciichart.green, asciichart.red] } : {};
     console.log(asciichart.plot(series.map(resample), { height: 12, ...colors }));
   }
@@ -144,7 +157,9 @@ export function candidatePaths(items: string[]): string[] {
   for (const item of items) {
     if (!existsSync(item)) throw new Error(`select: no file or folder '${item}'`);
     if (statSync(item).isDirectory()) {
-      const files = readdirSync(item).filter((f) => f.endsWith('.lopt')).sort();
+      const files = readdirSync(item)
+        .filter((f) => f.endsWith('.lopt'))
+        .sort();
       if (files.length === 0) throw new Error(`select: ${item} holds no .lopt file`);
       out.push(...files.map((f) => join(item, f)));
     } else out.push(item);
@@ -159,7 +174,9 @@ export async function selectCommand(o: SelectCommandOptions): Promise<Selection>
   const backend = await initBackend(o.backend ? { backend: o.backend, log: () => {} } : { log: () => {} });
   const outDir = o.out ?? join('bench-results', `select-${suite.name}`);
   const workers = o.workers ?? Math.min(availableParallelism(), 2);
-  console.log(`lopt select: ${candidates.length} candidates on ${suite.name} (${suite.tasks.length} tasks) beside Adam tuned over ${o.budget} learning rates; results in ${outDir}`);
+  console.log(
+    `lopt select: ${candidates.length} candidates on ${suite.name} (${suite.tasks.length} tasks) beside Adam tuned over ${o.budget} learning rates; results in ${outDir}`,
+  );
   const progress = benchProgress({ stdout: process.stdout, env: process.env, write: (line) => console.log(line) });
   let selection: Selection;
   try {

@@ -17,7 +17,9 @@ export async function describeShippedCheckpoints(): Promise<string[]> {
     const bench = ev.bench?.tasks
       ? `lower final loss than every tuned baseline on ${ev.bench.lowerFinalLossThanEveryTunedBaseline} of ${ev.bench.tasks} ${ev.bench.suite ?? ''} tasks`
       : 'not evaluated';
-    lines.push(`${name.padEnd(16)} ${lo.learnedOptimizer.arch} ${JSON.stringify(lo.learnedOptimizer.config)}, recipe ${p.recipe ?? '?'} (${p.outerStep ?? '?'} outer steps); ${bench}; card: checkpoints/${name}.md`);
+    lines.push(
+      `${name.padEnd(16)} ${lo.learnedOptimizer.arch} ${JSON.stringify(lo.learnedOptimizer.config)}, recipe ${p.recipe ?? '?'} (${p.outerStep ?? '?'} outer steps); ${bench}; card: checkpoints/${name}.md`,
+    );
     lo.dispose();
   }
   return lines;

@@ -21,7 +21,10 @@ function positiveInt(name: string) {
 }
 
 function optimizerList(v: string): OptimizerName[] {
-  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const n of names) {
     if (!isOptimizerName(n)) {
       throw new InvalidArgumentError(`unknown optimizer '${n}'; allowed: ${Object.keys(OPTIMIZERS).join(', ')}`);
@@ -30,14 +33,13 @@ function optimizerList(v: string): OptimizerName[] {
   return names as OptimizerName[];
 }
 
-const backendOption = new Option('--backend <name>', 'compute backend: auto, tensorflow, wasm or cpu (env LOPT_BACKEND)')
-  .argParser((v) => {
-    try {
-      return parseBackendName(v);
-    } catch (e) {
-      throw new InvalidArgumentError((e as Error).message);
-    }
-  });
+const backendOption = new Option('--backend <name>', 'compute backend: auto, tensorflow, wasm or cpu (env LOPT_BACKEND)').argParser((v) => {
+  try {
+    return parseBackendName(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+});
 
 const program = new Command('lopt')
   .description('Meta-train, evaluate and use learned optimizers on TensorFlow.js')
@@ -65,7 +67,7 @@ program
 
 program
   .command('tasks')
-  .description('list the task-name forms, one task\'s metadata (--task), or a suite (--suite)')
+  .description("list the task-name forms, one task's metadata (--task), or a suite (--suite)")
   .option('--task <name>', 'a task name, e.g. mlp-mnist8-w32-d1')
   .option('--suite <name|file>', 'smoke, generalization, or a suite JSON file')
   .action((o: { task?: string; suite?: string }) => {
@@ -94,26 +96,48 @@ program
   .addOption(backendOption)
   .option('--out <dir>', 'run folder (default runs/<recipe name>-<time>)')
   .option('--continuation <file>', 'with --recipe: start from this continuation file when it exists (any machine), and keep it updated at every checkpoint')
-  .action(async (o: { recipe?: string; resume?: string; workers?: number; backend?: ReturnType<typeof parseBackendName>; out?: string; continuation?: string }) => {
-    process.exitCode = await metaTrainCommand(o);
-  });
+  .action(
+    async (o: { recipe?: string; resume?: string; workers?: number; backend?: ReturnType<typeof parseBackendName>; out?: string; continuation?: string }) => {
+      process.exitCode = await metaTrainCommand(o);
+    },
+  );
 
-const commaList = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const commaList = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 program
   .command('bench')
   .description('tune every baseline with the same budget, run learned optimizers once, and write a report (JSON, markdown, SVG, HTML)')
   .requiredOption('--suite <file|name>', 'suite JSON file, or a shipped suite: smoke, generalization')
-  .option('--optimizers <list>', `comma-separated: ${Object.keys(OPTIMIZERS).join(', ')}, lopt:<checkpoint> (Adam always runs)`, commaList, DEFAULT_BENCH_OPTIMIZERS)
+  .option(
+    '--optimizers <list>',
+    `comma-separated: ${Object.keys(OPTIMIZERS).join(', ')}, lopt:<checkpoint> (Adam always runs)`,
+    commaList,
+    DEFAULT_BENCH_OPTIMIZERS,
+  )
   .option('--budget <n>', 'learning rates per baseline, half a decade apart around its usual value', positiveInt('--budget'), 7)
   .option('--seeds <n>', 'seeds per run (initialization and data)', positiveInt('--seeds'), 1)
   .option('--steps <n>', "override every suite entry's steps", positiveInt('--steps'))
   .option('--workers <n>', 'worker threads (default: cores, at most 2)', positiveInt('--workers'))
   .option('--out <dir>', 'output folder (default bench-results/<suite>); finished runs there are kept and reused')
   .addOption(backendOption)
-  .action(async (o: { suite: string; optimizers: string[]; budget: number; seeds: number; steps?: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> }) => {
-    await benchCommand(o);
-  });
+  .action(
+    async (o: {
+      suite: string;
+      optimizers: string[];
+      budget: number;
+      seeds: number;
+      steps?: number;
+      workers?: number;
+      out?: string;
+      backend?: ReturnType<typeof parseBackendName>;
+    }) => {
+      await benchCommand(o);
+    },
+  );
 
 program
   .command('eval')
@@ -126,13 +150,20 @@ program
   .option('--workers <n>', 'worker threads', positiveInt('--workers'))
   .option('--out <dir>', 'keep the runs and results here (default: a temp folder)')
   .addOption(backendOption)
-  .action(async (checkpoint: string, o: { task: string; steps: number; seeds: number; budget: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> }) => {
-    await evalCommand({ checkpoint, ...o });
-  });
+  .action(
+    async (
+      checkpoint: string,
+      o: { task: string; steps: number; seeds: number; budget: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> },
+    ) => {
+      await evalCommand({ checkpoint, ...o });
+    },
+  );
 
 program
   .command('select')
-  .description('model selection: candidate checkpoints (files or folders, e.g. a continuation\'s .snapshots/) one trial each on a meta-validation suite beside tuned Adam')
+  .description(
+    "model selection: candidate checkpoints (files or folders, e.g. a continuation's .snapshots/) one trial each on a meta-validation suite beside tuned Adam",
+  )
   .argument('<candidates...>', '.lopt files or folders of them')
   .option('--suite <name|file>', 'the meta-validation suite (not the generalization suite)', 'meta-validation')
   .option('--seeds <n>', 'seeds', positiveInt('--seeds'), 1)
@@ -140,19 +171,24 @@ program
   .option('--workers <n>', 'worker threads', positiveInt('--workers'))
   .option('--out <dir>', 'keep the runs and results here (default bench-results/select-<suite>)')
   .addOption(backendOption)
-  .action(async (candidates: string[], o: { suite: string; seeds: number; budget: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> }) => {
-    await selectCommand({ candidates, ...o });
-  });
+  .action(
+    async (
+      candidates: string[],
+      o: { suite: string; seeds: number; budget: number; workers?: number; out?: string; backend?: ReturnType<typeof parseBackendName> },
+    ) => {
+      await selectCommand({ candidates, ...o });
+    },
+  );
 
 program
   .command('card')
   .description("ship a finished meta-training run: its theta as <out>/<name>.lopt and a model card <name>.md built from the run's files and a bench")
   .requiredOption('--name <name>', 'shipped name, e.g. mulo-mnist')
   .requiredOption('--run <runDir>', 'the finished meta-training run folder')
-  .option('--twin-name <name>', 'the SP twin\'s shipped name')
-  .option('--twin <runDir>', 'the SP twin\'s run folder')
+  .option('--twin-name <name>', "the SP twin's shipped name")
+  .option('--twin <runDir>', "the SP twin's run folder")
   .option('--bench <dir>', 'a lopt bench output folder whose results include lopt:<name>')
-  .option('--out <dir>', 'where to write (default: the package\'s checkpoints/ folder)')
+  .option('--out <dir>', "where to write (default: the package's checkpoints/ folder)")
   .action(async (o: { name: string; run: string; twinName?: string; twin?: string; bench?: string; out?: string }) => {
     if ((o.twin === undefined) !== (o.twinName === undefined)) throw new Error('card: --twin and --twin-name go together');
     const { checkpoint } = await writeModelCard({

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { initBackend, type BackendName } from '../backend/select.js';
 import { createLearnedOptimizer } from '../lopt/registry.js';
 import { compareWithAdam } from '../meta/compareWithAdam.js';
-import type { TruncationUnitOutput } from '../meta/truncationUnit.js';
 import { loadRecipe, parseRecipe, type Recipe } from '../meta/recipe.js';
 import { listCheckpoints, runPaths } from '../meta/runDir.js';
 import { metaTrain } from '../meta/trainer.js';
@@ -35,7 +34,9 @@ async function resolveRecipe(o: MetaTrainCommandOptions): Promise<{ recipe: Reci
     // Stopped before its first checkpoint: nothing to continue from, so it starts again from its recipe.
     const resume = (await listCheckpoints(runDir)).length > 0;
     if (!resume && o.recipe === undefined && !existsSync(runPaths(runDir).recipe)) {
-      throw new Error(`meta-train --resume: ${runDir} holds no checkpoint (looked in ${join(runDir, 'checkpoints')}) and no recipe.json; start it with --recipe FILE --out ${runDir}`);
+      throw new Error(
+        `meta-train --resume: ${runDir} holds no checkpoint (looked in ${join(runDir, 'checkpoints')}) and no recipe.json; start it with --recipe FILE --out ${runDir}`,
+      );
     }
     if (!resume) console.error(`lopt: ${runDir} holds no checkpoint yet: starting it again from its recipe`);
     if (o.recipe !== undefined) return { recipe: (await loadRecipe(o.recipe)).recipe, runDir, resume };
@@ -117,14 +118,17 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
   }
   if (result.status === 'stopped') {
     console.log(`stopped at outer step ${result.step}; continue with: lopt meta-train --resume ${runDir}`);
-    if (o.continuation !== undefined) console.log(`or on any machine, from the continuation file: lopt meta-train --recipe ${o.recipe} --continuation ${o.continuation}`);
+    if (o.continuation !== undefined)
+      console.log(`or on any machine, from the continuation file: lopt meta-train --recipe ${o.recipe} --continuation ${o.continuation}`);
     return 0;
   }
   console.log(`meta-trained theta: ${runPaths(runDir).theta} (metrics: ${runPaths(runDir).metrics})`);
   if (recipe.evaluation) {
     const e = recipe.evaluation;
     const lo = createLearnedOptimizer(recipe.learnedOptimizer.arch, recipe.learnedOptimizer.config);
-    console.log(`held-out check: ${e.task}, ${e.steps} steps, same init and batches; Adam at ${e.adamLrs.length} learning rates (a small grid, not the tuned comparison of lopt bench)`);
+    console.log(
+      `held-out check: ${e.task}, ${e.steps} steps, same init and batches; Adam at ${e.adamLrs.length} learning rates (a small grid, not the tuned comparison of lopt bench)`,
+    );
     const rows = compareWithAdam(lo, result.theta, e);
     console.log(`${'optimizer'.padEnd(26)} ${'first'.padStart(8)} ${'final'.padStart(8)} ${'last10%'.padStart(8)} ${'test'.padStart(8)}`);
     for (const r of rows) {
@@ -135,7 +139,8 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
     const best = adams.reduce((a, b) => (b.tailLoss < a.tailLoss || !Number.isFinite(a.tailLoss) ? b : a));
     const ratio = learned!.tailLoss / best.tailLoss;
     const at = adams.indexOf(best);
-    if (at === 0 || at === adams.length - 1) console.log(`note: Adam's best learning rate is at the edge of the grid (${best.optimizer}); a wider grid might do better`);
+    if (at === 0 || at === adams.length - 1)
+      console.log(`note: Adam's best learning rate is at the edge of the grid (${best.optimizer}); a wider grid might do better`);
     console.log(
       `learned / best Adam (${best.optimizer}) training loss over the last 10% of steps: ${Number.isFinite(ratio) ? ratio.toFixed(3) : 'n/a'} (< 1: the learned optimizer is ahead)`,
     );

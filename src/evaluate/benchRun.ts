@@ -14,8 +14,7 @@ import { baselineForGrid } from './baselines.js';
 
 export type BenchOptimizerSpec =
   /** `name` is what reports show ('adam', or 'sgd@0.01' for one untuned learning rate); `optimizer` the registry name. */
-  | { kind: 'baseline'; name: string; optimizer: string; lrs: number[] }
-  | { kind: 'learned'; name: string; checkpoint: string };
+  { kind: 'baseline'; name: string; optimizer: string; lrs: number[] } | { kind: 'learned'; name: string; checkpoint: string };
 
 export interface BenchRunInput {
   task: string;

@@ -88,7 +88,7 @@ export interface TwinRow {
 export function twinRows(results: BenchResults, learned: string, twin: string): TwinRow[] {
   const widthTasks = results.tasks.filter((t) => t.axis === 'width' || (t.axis === 'baseline' && t.factor === 1));
   const factors = [...new Set(widthTasks.map((t) => t.factor ?? 1))].sort((a, b) => a - b);
-  const loss = (t: TaskResult | undefined, name: string) => (t ? resultFor(t, name)?.finalTrainLoss ?? null : null);
+  const loss = (t: TaskResult | undefined, name: string) => (t ? (resultFor(t, name)?.finalTrainLoss ?? null) : null);
   const rows: TwinRow[] = [];
   for (const factor of factors) {
     const at = widthTasks.filter((t) => (t.factor ?? 1) === factor);

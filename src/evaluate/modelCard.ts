@@ -60,7 +60,9 @@ async function checkCommittedRecipe(runDir: string, recipe: Recipe): Promise<voi
   if (!existsSync(path)) return;
   const committed = (await loadRecipe(path)).recipe;
   if (recipeHash(committed) !== recipeHash(recipe)) {
-    throw new Error(`card: the run in ${runDir} used a recipe named '${recipe.name}' that differs from meta-train/${recipe.name}.json; a card must name the recipe that produced it`);
+    throw new Error(
+      `card: the run in ${runDir} used a recipe named '${recipe.name}' that differs from meta-train/${recipe.name}.json; a card must name the recipe that produced it`,
+    );
   }
 }
 
@@ -110,8 +112,18 @@ function metaLossPlot(name: string, runs: RunSummary[]) {
     data: { values },
     transform: [{ window: [{ op: 'mean', field: 'metaLoss', as: 'smoothed' }], frame: [-10, 10], groupby: ['run'], sort: [{ field: 'step' }] }],
     layer: [
-      { mark: { type: 'line', opacity: 0.25 }, encoding: { x: { field: 'step', type: 'quantitative', title: 'outer step' }, y: { field: 'metaLoss', type: 'quantitative', title: 'meta-loss (normalized training loss)', scale: { zero: false } }, color: { field: 'run', type: 'nominal', legend: { labelLimit: 400 } } } },
-      { mark: { type: 'line', strokeWidth: 2 }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'smoothed', type: 'quantitative' }, color: { field: 'run', type: 'nominal' } } },
+      {
+        mark: { type: 'line', opacity: 0.25 },
+        encoding: {
+          x: { field: 'step', type: 'quantitative', title: 'outer step' },
+          y: { field: 'metaLoss', type: 'quantitative', title: 'meta-loss (normalized training loss)', scale: { zero: false } },
+          color: { field: 'run', type: 'nominal', legend: { labelLimit: 400 } },
+        },
+      },
+      {
+        mark: { type: 'line', strokeWidth: 2 },
+        encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'smoothed', type: 'quantitative' }, color: { field: 'run', type: 'nominal' } },
+      },
     ],
   }).then((svg) => ({ file: `${name}-meta-loss.svg`, svg }));
 }
@@ -132,7 +144,11 @@ function reproduceLines(o: ModelCardOptions, main: RunSummary, twin: RunSummary 
     '```sh',
     `npx lopt meta-train --recipe meta-train/${main.recipe.name}.json --workers 1 --out ${runOf(main)}`,
     ...(twin ? [`npx lopt meta-train --recipe meta-train/${twin.recipe.name}.json --workers 1 --out ${runOf(twin)}`] : []),
-    ...(results ? [`npx lopt bench --suite ${results.suite} --optimizers ${results.optimizers.join(',')} --budget ${results.budget} --seeds ${results.seeds} --out ${benchOut}`] : []),
+    ...(results
+      ? [
+          `npx lopt bench --suite ${results.suite} --optimizers ${results.optimizers.join(',')} --budget ${results.budget} --seeds ${results.seeds} --out ${benchOut}`,
+        ]
+      : []),
     card,
     '```',
   ];
@@ -172,7 +188,10 @@ function evaluationLines(o: ModelCardOptions, results: BenchResults, twin: RunSu
         '',
         `| width | ×factor | ${o.name} on μP | ${twin.run.name} on SP | lower? | ${o.name} on SP | ${twin.run.name} on μP |`,
         '| ---: | ---: | ---: | ---: | :---: | ---: | ---: |',
-        ...tr.map((r) => `| ${r.width ?? ''} | ${r.factor} | ${formatLoss(r.mupOnMup)} | ${formatLoss(r.spOnSp)} | ${r.wins ? 'yes' : 'no'} | ${formatLoss(r.mupOnSp)} | ${formatLoss(r.spOnMup)} |`),
+        ...tr.map(
+          (r) =>
+            `| ${r.width ?? ''} | ${r.factor} | ${formatLoss(r.mupOnMup)} | ${formatLoss(r.spOnSp)} | ${r.wins ? 'yes' : 'no'} | ${formatLoss(r.mupOnSp)} | ${formatLoss(r.spOnMup)} |`,
+        ),
       );
     }
   }
@@ -195,11 +214,25 @@ export async function writeModelCard(o: ModelCardOptions): Promise<ModelCard & {
   const own = await writeOne(o.name, main, results, o, twin, null);
   if (!twin || !o.twin) return own;
   // The twin ships beside it, with its own card (without a comparison of its own).
-  const twinCard = await writeOne(o.twin.name, twin, results?.optimizers.includes(`lopt:${o.twin.name}`) ? results : null, { ...o.twin, outDir: o.outDir, ...(o.benchDir ? { benchDir: o.benchDir } : {}) }, null, o.name);
+  const twinCard = await writeOne(
+    o.twin.name,
+    twin,
+    results?.optimizers.includes(`lopt:${o.twin.name}`) ? results : null,
+    { ...o.twin, outDir: o.outDir, ...(o.benchDir ? { benchDir: o.benchDir } : {}) },
+    null,
+    o.name,
+  );
   return { ...own, twin: twinCard };
 }
 
-async function writeOne(name: string, s: RunSummary, results: BenchResults | null, o: ModelCardOptions, twin: RunSummary | null, twinOf: string | null): Promise<ModelCard> {
+async function writeOne(
+  name: string,
+  s: RunSummary,
+  results: BenchResults | null,
+  o: ModelCardOptions,
+  twin: RunSummary | null,
+  twinOf: string | null,
+): Promise<ModelCard> {
   const plot = await metaLossPlot(name, [s, ...(twin ? [twin] : [])]);
   await writeFile(join(o.outDir, plot.file), plot.svg);
 
@@ -220,7 +253,15 @@ async function writeOne(name: string, s: RunSummary, results: BenchResults | nul
       suite: results.suite,
       tasks: rows.length,
       lowerFinalLossThanEveryTunedBaseline: rows.filter((r) => r.wins).length,
-      perTask: rows.map((r) => ({ task: r.task.task, axis: r.task.axis, factor: r.task.factor, steps: r.task.steps, finalTrainLoss: r.mine.finalTrainLoss, bestTunedBaseline: r.best?.optimizer ?? null, bestTunedLoss: r.best?.finalTrainLoss ?? null })),
+      perTask: rows.map((r) => ({
+        task: r.task.task,
+        axis: r.task.axis,
+        factor: r.task.factor,
+        steps: r.task.steps,
+        finalTrainLoss: r.mine.finalTrainLoss,
+        bestTunedBaseline: r.best?.optimizer ?? null,
+        bestTunedLoss: r.best?.finalTrainLoss ?? null,
+      })),
     };
   }
   ckpt.eval = evalSection;
@@ -235,7 +276,12 @@ async function writeOne(name: string, s: RunSummary, results: BenchResults | nul
     `# ${name}`,
     '',
     `A ${s.recipe.learnedOptimizer.arch} learned optimizer (config ${JSON.stringify(s.recipe.learnedOptimizer.config)}), meta-trained by lopt from \`meta-train/${s.recipe.name}.json\`.`,
-    ...(twinOf ? ['', `The SP twin of [${twinOf}](${twinOf}.md), meta-trained the same way on standard-parametrization tasks, shipped for the μP comparison in that card.`] : []),
+    ...(twinOf
+      ? [
+          '',
+          `The SP twin of [${twinOf}](${twinOf}.md), meta-trained the same way on standard-parametrization tasks, shipped for the μP comparison in that card.`,
+        ]
+      : []),
     '',
     '```ts',
     `import { loadLearnedOptimizer } from 'lopt';`,
@@ -255,7 +301,11 @@ async function writeOne(name: string, s: RunSummary, results: BenchResults | nul
     `| outer step time, median / min | ${median(s.metrics.map((m) => m.seconds)).toFixed(1)} s / ${Math.min(...s.metrics.map((m) => m.seconds)).toFixed(1)} s |`,
     `| meta-loss, mean of the first / last 50 outer steps | ${formatLoss(first50)} / ${formatLoss(last50)} |`,
     `| outer optimizer | AdamW, lr ${s.recipe.outer.peakLr} → ${s.recipe.outer.endLr} (warmup ${s.recipe.outer.warmupSteps}), weight decay ${s.recipe.outer.weightDecay}, meta-gradient clipped to norm ${s.recipe.outer.clipGlobalNorm} |`,
-    ...(twin ? [`| SP twin | \`meta-train/${twin.recipe.name}.json\`, ${hours(twin.seconds)}, meta-loss ${formatLoss(mean(twin.metrics.slice(0, 50).map((m) => m.metaLoss)))} → ${formatLoss(mean(twin.metrics.slice(-50).map((m) => m.metaLoss)))} |`] : []),
+    ...(twin
+      ? [
+          `| SP twin | \`meta-train/${twin.recipe.name}.json\`, ${hours(twin.seconds)}, meta-loss ${formatLoss(mean(twin.metrics.slice(0, 50).map((m) => m.metaLoss)))} → ${formatLoss(mean(twin.metrics.slice(-50).map((m) => m.metaLoss)))} |`,
+        ]
+      : []),
     '',
     `![meta-loss](${plot.file})`,
     '',
@@ -265,7 +315,9 @@ async function writeOne(name: string, s: RunSummary, results: BenchResults | nul
     '',
     '## Evaluation',
     '',
-    ...(results ? evaluationLines({ ...o, name }, results, twin) : ['Not evaluated yet: run `lopt bench --suite generalization` with this checkpoint and rebuild the card with `--bench`.']),
+    ...(results
+      ? evaluationLines({ ...o, name }, results, twin)
+      : ['Not evaluated yet: run `lopt bench --suite generalization` with this checkpoint and rebuild the card with `--bench`.']),
     '',
     '## Reproduce',
     '',

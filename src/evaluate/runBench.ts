@@ -124,7 +124,16 @@ const nums = (xs: (number | null)[]) => Float32Array.from(xs, (x) => (x === null
 async function readStored(path: string, input: BenchRunInput): Promise<BenchRunOutput | null> {
   if (!existsSync(path)) return null;
   try {
-    const run = JSON.parse(await readFile(path, 'utf8')) as { input: unknown; output: { losses: (number | null)[]; innerValid: (number | null)[]; testLoss: (number | null)[]; testAccuracy: (number | null)[] | null; seconds: number } };
+    const run = JSON.parse(await readFile(path, 'utf8')) as {
+      input: unknown;
+      output: {
+        losses: (number | null)[];
+        innerValid: (number | null)[];
+        testLoss: (number | null)[];
+        testAccuracy: (number | null)[] | null;
+        seconds: number;
+      };
+    };
     if (JSON.stringify(run.input) !== JSON.stringify(input)) return null; // another configuration: run again
     return {
       losses: nums(run.output.losses),
@@ -182,7 +191,17 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     const out = cached ?? (await runLimited({ input, index }));
     if (cached === null) await writeAtomic(path, encode(toStored(input, out)));
     done += 1;
-    emit({ type: 'run-done', task: input.task, optimizer: label(input.optimizer), index, seconds: out.seconds, cached: cached !== null, done, runs, summary: lastLossText(out) });
+    emit({
+      type: 'run-done',
+      task: input.task,
+      optimizer: label(input.optimizer),
+      index,
+      seconds: out.seconds,
+      cached: cached !== null,
+      done,
+      runs,
+      summary: lastLossText(out),
+    });
     return out;
   };
 

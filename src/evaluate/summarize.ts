@@ -47,10 +47,12 @@ function gridCurves(out: BenchRunOutput, G: number, S: number, T: number): GridC
     const diverged = perSeed.map(firstNonFinite).filter((x): x is number => x !== null);
     divergedAt.push(diverged.length > 0 ? Math.min(...diverged) : null);
     const smoothed = perSeed.map((xs) => smooth(xs, w));
-    curves.push(Array.from({ length: T }, (_, t) => {
-      const v = smoothed.reduce((a, xs) => a + xs[t]!, 0) / S;
-      return Number.isFinite(v) ? v : null;
-    }));
+    curves.push(
+      Array.from({ length: T }, (_, t) => {
+        const v = smoothed.reduce((a, xs) => a + xs[t]!, 0) / S;
+        return Number.isFinite(v) ? v : null;
+      }),
+    );
   }
   return { curves, divergedAt };
 }
@@ -108,7 +110,7 @@ export function summarizeRun(
       ? spec.lrs.map((lr, g) => ({
           lr,
           innerValidLoss: divergedAt[g] === null ? meanOverSeeds(out.innerValid, g, S) : null,
-          finalTrainLoss: divergedAt[g] === null ? curves[g]![T - 1] ?? null : null,
+          finalTrainLoss: divergedAt[g] === null ? (curves[g]![T - 1] ?? null) : null,
           divergedAt: divergedAt[g]!,
         }))
       : [];
@@ -118,7 +120,7 @@ export function summarizeRun(
   if (selected < 0) selected = grid.reduce((b, p, g) => ((p.divergedAt ?? -1) > (grid[b]!.divergedAt ?? -1) ? g : b), 0);
   const diverged = divergedAt[selected] !== null;
   const curve = curves[selected]!;
-  const finalTrainLoss = diverged ? null : curve[T - 1] ?? null;
+  const finalTrainLoss = diverged ? null : (curve[T - 1] ?? null);
   const finite = curve.filter((v): v is number => v !== null);
   const bestTrainLoss = diverged || finite.length === 0 ? null : Math.min(...finite);
   let speedupOverAdam: number | null = null;

@@ -138,8 +138,18 @@ export function perParamStep(
   const initial = tensors.flatMap((t, i) => [null, ...accKeys[i]!.map((k) => t.acc[k]!)]);
   const outputs = withHostArrays(inputs, shapes, initial, (ins, outs) => {
     const arrays: ArrayBufferView[] = [
-      theta.w0, theta.b0, theta.w1, theta.b1, theta.w2, theta.b2,
-      theta.momentum, ada ? theta.rms : EMPTY_F32, ada ? theta.adafactor : EMPTY_F32, globals, finite, lastPerParamSeconds,
+      theta.w0,
+      theta.b0,
+      theta.w1,
+      theta.b1,
+      theta.w2,
+      theta.b2,
+      theta.momentum,
+      ada ? theta.rms : EMPTY_F32,
+      ada ? theta.adafactor : EMPTY_F32,
+      globals,
+      finite,
+      lastPerParamSeconds,
     ];
     let o = 0;
     tensors.forEach((t, i) => {

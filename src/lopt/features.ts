@@ -103,12 +103,7 @@ export function memberShape(shapeWithPopulation: readonly number[]): number[] {
 const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 
 /** Zero accumulators for a parameter of shape [P, ...shape]. */
-export function initAccumulators(
-  kind: FeatureKind,
-  momenta: number,
-  adafactorDecays: number,
-  shapeWithPopulation: readonly number[],
-): Accumulators {
+export function initAccumulators(kind: FeatureKind, momenta: number, adafactorDecays: number, shapeWithPopulation: readonly number[]): Accumulators {
   const P = shapeWithPopulation[0]!;
   const s = memberShape(shapeWithPopulation);
   const N = prod(s);
@@ -146,17 +141,10 @@ export interface TensorFeatures {
  * Updates one tensor's accumulators with gradient g [P, ...shape] and builds its channels.
  * Must run inside tf.tidy.
  */
-export function tensorFeatures(
-  kind: FeatureKind,
-  g: tf.Tensor,
-  p: tf.Tensor,
-  acc: Accumulators,
-  decays: Decays,
-): TensorFeatures {
+export function tensorFeatures(kind: FeatureKind, g: tf.Tensor, p: tf.Tensor, acc: Accumulators, decays: Decays): TensorFeatures {
   const P = g.shape[0]!;
   const s = memberShape(g.shape);
   const N = prod(s);
-  const r = s.length;
   const g3 = tf.reshape(g, [P, 1, N]);
   const p3 = tf.reshape(p, [P, 1, N]);
   const K = decays.momentum.shape[1]!;

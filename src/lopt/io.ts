@@ -31,7 +31,12 @@ export function shippedCheckpointDir(): string {
 /** Names of the shipped checkpoints (`checkpoints/<name>.lopt`), sorted. */
 export function shippedCheckpointNames(): string[] {
   const dir = shippedCheckpointDir();
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.lopt')).map((f) => f.slice(0, -5)).sort() : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.lopt'))
+        .map((f) => f.slice(0, -5))
+        .sort()
+    : [];
 }
 
 function resolveCheckpointPath(pathOrName: string): string {
@@ -54,9 +59,7 @@ function checkTheta(file: string, lo: LearnedOptimizer, ckpt: Checkpoint): void 
   const want = Object.entries(lo.thetaShapes);
   const got = ckpt.theta;
   if (got.names.length !== want.length || want.some(([n], i) => got.names[i] !== n)) {
-    throw new Error(
-      `${file}: theta names [${printable(got.names.join(', '), 400)}] do not match ${lo.arch}'s [${want.map(([n]) => n).join(', ')}]`,
-    );
+    throw new Error(`${file}: theta names [${printable(got.names.join(', '), 400)}] do not match ${lo.arch}'s [${want.map(([n]) => n).join(', ')}]`);
   }
   want.forEach(([name, shape], i) => {
     const s = got.shapes[i]!;

@@ -283,7 +283,10 @@ function sharedMlp(
   weights: MlpWeights,
   first: FirstLayer,
 ): { direction: tf.Tensor2D; magnitude: tf.Tensor2D }[] {
-  const x = tf.concat(features.map((f) => tf.mul(f.raw, tf.expandDims(f.scale, 2))), 2) as tf.Tensor3D;
+  const x = tf.concat(
+    features.map((f) => tf.mul(f.raw, tf.expandDims(f.scale, 2))),
+    2,
+  ) as tf.Tensor3D;
   const { direction, magnitude } = mlpOutputsNormalized(x, weights, first);
   const P = x.shape[0];
   let offset = 0;

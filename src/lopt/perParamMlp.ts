@@ -41,12 +41,7 @@ export function firstLayer(w: MlpWeights, global: readonly (readonly number[])[]
  * normalization is folded into the first layer's weights (x·s)·W = x·(s·W): no pass over the
  * [P, C, N] block, only a [P, C, H] product.
  */
-export function mlpOutputs(
-  raw: tf.Tensor3D,
-  scale: tf.Tensor2D,
-  w: MlpWeights,
-  first: FirstLayer,
-): { direction: tf.Tensor2D; magnitude: tf.Tensor2D } {
+export function mlpOutputs(raw: tf.Tensor3D, scale: tf.Tensor2D, w: MlpWeights, first: FirstLayer): { direction: tf.Tensor2D; magnitude: tf.Tensor2D } {
   const [P, C, N] = raw.shape;
   const H = w.w1.shape[1];
   const w0 = tf.mul(first.wChannels, tf.expandDims(scale, 2));
@@ -71,8 +66,7 @@ export function mlpOutputs(
     // Two [N, H]·[H, 1] products instead of one [N, 2] output split along its last axis (slow).
     const w2 = tf.reshape(w.w2, [H, 2]);
     const b2 = tf.reshape(w.b2, [2]);
-    const column = (j: number) =>
-      tf.fused.matMul({ a: h2, b: tf.slice(w2, [0, j], [H, 1]), bias: tf.slice(b2, [j], [1]) });
+    const column = (j: number) => tf.fused.matMul({ a: h2, b: tf.slice(w2, [0, j], [H, 1]), bias: tf.slice(b2, [j], [1]) });
     return { direction: tf.reshape(column(0), [1, N]) as tf.Tensor2D, magnitude: tf.reshape(column(1), [1, N]) as tf.Tensor2D };
   }
   return populationMlp(raw, w0 as tf.Tensor3D, w, first);
@@ -83,20 +77,11 @@ export function mlpOutputs(
  * a population's tensors concatenated along N, so each step runs 4 batched products instead of 4
  * per tensor (per-product overhead dominates at meta-training sizes).
  */
-export function mlpOutputsNormalized(
-  x: tf.Tensor3D,
-  w: MlpWeights,
-  first: FirstLayer,
-): { direction: tf.Tensor2D; magnitude: tf.Tensor2D } {
+export function mlpOutputsNormalized(x: tf.Tensor3D, w: MlpWeights, first: FirstLayer): { direction: tf.Tensor2D; magnitude: tf.Tensor2D } {
   return populationMlp(x, first.wChannels, w, first);
 }
 
-function populationMlp(
-  x: tf.Tensor3D,
-  w0: tf.Tensor3D,
-  w: MlpWeights,
-  first: FirstLayer,
-): { direction: tf.Tensor2D; magnitude: tf.Tensor2D } {
+function populationMlp(x: tf.Tensor3D, w0: tf.Tensor3D, w: MlpWeights, first: FirstLayer): { direction: tf.Tensor2D; magnitude: tf.Tensor2D } {
   const [P, , N] = x.shape;
   const H = w.w1.shape[1];
   const h1 = tf.relu(tf.add(tf.matMul(x, w0, true, false), tf.expandDims(first.bias, 1)));

@@ -5,12 +5,11 @@ import { smallFcLopt, type SmallFcLoptConfig } from './smallFcLopt.js';
 import type { LearnedOptimizer, LearnedOptimizerArch } from './types.js';
 import { printable } from '../text/printable.js';
 
-export const LEARNED_OPTIMIZERS: Readonly<Record<LearnedOptimizerArch, (config: Record<string, unknown>) => LearnedOptimizer>> =
-  Object.freeze({
-    small_fc_lopt: (config: Record<string, unknown>) => smallFcLopt(config as SmallFcLoptConfig),
-    mlp_lopt: (config: Record<string, unknown>) => mlpLopt(config as MlpLoptConfig),
-    learnable_sgd: (config: Record<string, unknown>) => learnableSgd(config as LearnableSgdConfig),
-  });
+export const LEARNED_OPTIMIZERS: Readonly<Record<LearnedOptimizerArch, (config: Record<string, unknown>) => LearnedOptimizer>> = Object.freeze({
+  small_fc_lopt: (config: Record<string, unknown>) => smallFcLopt(config as SmallFcLoptConfig),
+  mlp_lopt: (config: Record<string, unknown>) => mlpLopt(config as MlpLoptConfig),
+  learnable_sgd: (config: Record<string, unknown>) => learnableSgd(config as LearnableSgdConfig),
+});
 
 export function isLearnedOptimizerArch(arch: string): arch is LearnedOptimizerArch {
   return Object.prototype.hasOwnProperty.call(LEARNED_OPTIMIZERS, arch);

@@ -25,12 +25,7 @@ export function truncatedNormal(rng: Rng, shape: readonly number[], std: number)
  * Checks that theta holds exactly the expected names and shapes (with a leading population axis
  * when `population` is given), float32 tensors. Throws a message naming the first problem.
  */
-export function validateTheta(
-  arch: string,
-  theta: Params,
-  shapes: Readonly<Record<string, readonly number[]>>,
-  population: number | undefined,
-): void {
+export function validateTheta(arch: string, theta: Params, shapes: Readonly<Record<string, readonly number[]>>, population: number | undefined): void {
   if (typeof theta !== 'object' || theta === null) throw new Error(`${arch}: theta must be a map of tensors`);
   if (population !== undefined && (!Number.isInteger(population) || population < 1)) {
     throw new Error(`${arch}: population must be a positive integer; got ${String(population)}`);
@@ -69,9 +64,7 @@ export function stackThetas(thetas: readonly Params[]): Params {
 }
 
 /** What a config key may hold: a boolean, or a finite number within a range (ends included unless said). */
-export type ConfigRule =
-  | 'boolean'
-  | { type: 'number'; min: number; max: number; integer?: boolean; minExclusive?: boolean };
+export type ConfigRule = 'boolean' | { type: 'number'; min: number; max: number; integer?: boolean; minExclusive?: boolean };
 
 /**
  * Validates a JSON config (a checkpoint's, a recipe's, or a caller's) against allowed keys, types
@@ -88,7 +81,8 @@ export function checkConfig(arch: string, config: Record<string, unknown>, allow
     }
     if (value === undefined) continue;
     if (rule === 'boolean') {
-      if (typeof value !== 'boolean') throw new Error(`${arch}: config '${key}' must be a boolean; got ${printable(JSON.stringify(value) ?? String(value), 40)}`);
+      if (typeof value !== 'boolean')
+        throw new Error(`${arch}: config '${key}' must be a boolean; got ${printable(JSON.stringify(value) ?? String(value), 40)}`);
       continue;
     }
     const range = `${rule.minExclusive ? '(' : '['}${rule.min}, ${rule.max}]`;
@@ -99,7 +93,9 @@ export function checkConfig(arch: string, config: Record<string, unknown>, allow
       value <= rule.max &&
       (!rule.integer || Number.isInteger(value));
     if (!ok) {
-      throw new Error(`${arch}: config '${key}' must be ${rule.integer ? 'an integer' : 'a number'} in ${range}; got ${printable(JSON.stringify(value) ?? String(value), 40)}`);
+      throw new Error(
+        `${arch}: config '${key}' must be ${rule.integer ? 'an integer' : 'a number'} in ${range}; got ${printable(JSON.stringify(value) ?? String(value), 40)}`,
+      );
     }
   }
 }

@@ -47,11 +47,15 @@ function parseSegments(path: string, value: unknown): Segment[] {
       Number.isFinite(s['seconds']) &&
       s['seconds'] >= 0;
     if (!ok) {
-      throw new Error(
-        `${path}: segment ${i} is not { commit: hex or 'unknown', fromStep ≤ toStep (integers ≥ 0), seconds ≥ 0, backend: a backend name }`,
-      );
+      throw new Error(`${path}: segment ${i} is not { commit: hex or 'unknown', fromStep ≤ toStep (integers ≥ 0), seconds ≥ 0, backend: a backend name }`);
     }
-    return { commit: s['commit'] as string, fromStep: s['fromStep'] as number, toStep: s['toStep'] as number, seconds: s['seconds'] as number, backend: s['backend'] as string };
+    return {
+      commit: s['commit'] as string,
+      fromStep: s['fromStep'] as number,
+      toStep: s['toStep'] as number,
+      seconds: s['seconds'] as number,
+      backend: s['backend'] as string,
+    };
   });
 }
 

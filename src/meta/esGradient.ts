@@ -37,12 +37,7 @@ export function meanLoss(particles: readonly ParticleLosses[]): number {
  * acc_i = ε_i when the episode ended in this truncation. `accumulators` ([K, n], one row per
  * particle) is updated in place.
  */
-export function pesGradient(
-  particles: readonly ParticleLosses[],
-  noise: Float32Array,
-  accumulators: Float32Array,
-  sigma: number,
-): Float64Array {
+export function pesGradient(particles: readonly ParticleLosses[], noise: Float32Array, accumulators: Float32Array, sigma: number): Float64Array {
   const K = particles.length;
   const n = noise.length / K;
   const g = new Float64Array(n);

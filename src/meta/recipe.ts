@@ -12,17 +12,16 @@ import { plainText } from '../text/plainText.js';
 import { issueText } from '../schema/parseOptions.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.number({ error: `must be an integer in [${min}, ${max}]` }).int({ error: `must be an integer in [${min}, ${max}]` }).min(min, { error: `must be an integer in [${min}, ${max}]` }).max(max, { error: `must be an integer in [${min}, ${max}]` });
+  z
+    .number({ error: `must be an integer in [${min}, ${max}]` })
+    .int({ error: `must be an integer in [${min}, ${max}]` })
+    .min(min, { error: `must be an integer in [${min}, ${max}]` })
+    .max(max, { error: `must be an integer in [${min}, ${max}]` });
 const positive = () => z.number({ error: 'must be a finite number > 0' }).positive({ error: 'must be a finite number > 0' }).finite();
 const nonNegative = () => z.number({ error: 'must be a finite number >= 0' }).min(0, { error: 'must be a finite number >= 0' }).finite();
 
 const episodeLength = z.union(
-  [
-    z.strictObject({ steps: int(1) }),
-    z
-      .strictObject({ min: int(1), max: int(1) })
-      .refine((r) => r.min <= r.max, { error: 'min must not exceed max' }),
-  ],
+  [z.strictObject({ steps: int(1) }), z.strictObject({ min: int(1), max: int(1) }).refine((r) => r.min <= r.max, { error: 'min must not exceed max' })],
   { error: 'must be { "steps": N } or { "min": A, "max": B } (log-uniform)' },
 );
 
@@ -64,59 +63,61 @@ const estimatorSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
-export const recipeSchema = z.strictObject({
-  name: plainText(200).min(1).optional(),
-  description: plainText(10_000).optional(),
-  seed: int(0).default(0),
-  learnedOptimizer: z.strictObject({
-    arch: z.enum(['small_fc_lopt', 'mlp_lopt', 'learnable_sgd']),
-    config: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
-    /** Seed of initTheta (defaults to the recipe seed). */
-    initSeed: int(0).optional(),
-    /**
-     * Start with the per-parameter MLP's output layer (mlp/w2, mlp/b2) at zero: the first
-     * optimizer makes no step, so long episodes begin at a finite loss rather than diverging to
-     * the normalizer's cap, where antithetic pairs tie and PES has no signal.
-     */
-    zeroOutput: z.boolean().optional(),
-  }),
-  /** One or more estimators; their meta-gradients are averaged each outer step (μLO_M: one per width). */
-  estimators: z.array(estimatorSchema).min(1, { error: 'must list at least one estimator' }),
-  outerSteps: int(1, 10_000_000),
-  /** AdamW with linear warmup then cosine decay; the meta-gradient is clipped to this global norm first. */
-  outer: z
-    .strictObject({
-      peakLr: positive().default(3e-3),
-      endLr: nonNegative().default(1e-3),
-      /** Default: min(100, outerSteps / 10). */
-      warmupSteps: int(0).optional(),
-      weightDecay: nonNegative().default(1e-4),
-      clipGlobalNorm: positive().default(1),
-    })
-    .default({ peakLr: 3e-3, endLr: 1e-3, weightDecay: 1e-4, clipGlobalNorm: 1 }),
-  checkpoint: z
-    .strictObject({
-      everySteps: int(1).default(50),
-      everyMinutes: positive().default(10),
-      keep: int(1, 1000).default(3),
-    })
-    .default({ everySteps: 50, everyMinutes: 10, keep: 3 }),
-  /** Plain-log cadence (outer steps between lines). */
-  logEvery: int(1).default(10),
-  /** Held-out comparison printed at the end of a run (`npm start`): the learned optimizer against Adam. */
-  evaluation: z
-    .strictObject({
-      task: z.string().min(1),
-      steps: int(1, 1_000_000),
-      /** Adam runs at each; the best (lowest training loss over the last 10% of steps) is the reference. */
-      adamLrs: z.array(positive()).min(1).default([1e-3, 3e-3, 1e-2, 3e-2]),
-      seed: int(0).default(0),
-    })
-    .optional(),
-}).transform((r) => ({
-  ...r,
-  outer: { ...r.outer, warmupSteps: r.outer.warmupSteps ?? Math.min(100, Math.ceil(r.outerSteps / 10)) },
-}));
+export const recipeSchema = z
+  .strictObject({
+    name: plainText(200).min(1).optional(),
+    description: plainText(10_000).optional(),
+    seed: int(0).default(0),
+    learnedOptimizer: z.strictObject({
+      arch: z.enum(['small_fc_lopt', 'mlp_lopt', 'learnable_sgd']),
+      config: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
+      /** Seed of initTheta (defaults to the recipe seed). */
+      initSeed: int(0).optional(),
+      /**
+       * Start with the per-parameter MLP's output layer (mlp/w2, mlp/b2) at zero: the first
+       * optimizer makes no step, so long episodes begin at a finite loss rather than diverging to
+       * the normalizer's cap, where antithetic pairs tie and PES has no signal.
+       */
+      zeroOutput: z.boolean().optional(),
+    }),
+    /** One or more estimators; their meta-gradients are averaged each outer step (μLO_M: one per width). */
+    estimators: z.array(estimatorSchema).min(1, { error: 'must list at least one estimator' }),
+    outerSteps: int(1, 10_000_000),
+    /** AdamW with linear warmup then cosine decay; the meta-gradient is clipped to this global norm first. */
+    outer: z
+      .strictObject({
+        peakLr: positive().default(3e-3),
+        endLr: nonNegative().default(1e-3),
+        /** Default: min(100, outerSteps / 10). */
+        warmupSteps: int(0).optional(),
+        weightDecay: nonNegative().default(1e-4),
+        clipGlobalNorm: positive().default(1),
+      })
+      .default({ peakLr: 3e-3, endLr: 1e-3, weightDecay: 1e-4, clipGlobalNorm: 1 }),
+    checkpoint: z
+      .strictObject({
+        everySteps: int(1).default(50),
+        everyMinutes: positive().default(10),
+        keep: int(1, 1000).default(3),
+      })
+      .default({ everySteps: 50, everyMinutes: 10, keep: 3 }),
+    /** Plain-log cadence (outer steps between lines). */
+    logEvery: int(1).default(10),
+    /** Held-out comparison printed at the end of a run (`npm start`): the learned optimizer against Adam. */
+    evaluation: z
+      .strictObject({
+        task: z.string().min(1),
+        steps: int(1, 1_000_000),
+        /** Adam runs at each; the best (lowest training loss over the last 10% of steps) is the reference. */
+        adamLrs: z.array(positive()).min(1).default([1e-3, 3e-3, 1e-2, 3e-2]),
+        seed: int(0).default(0),
+      })
+      .optional(),
+  })
+  .transform((r) => ({
+    ...r,
+    outer: { ...r.outer, warmupSteps: r.outer.warmupSteps ?? Math.min(100, Math.ceil(r.outerSteps / 10)) },
+  }));
 
 export type Recipe = z.output<typeof recipeSchema>;
 export type EstimatorSpec = Recipe['estimators'][number];

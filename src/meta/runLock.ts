@@ -41,7 +41,9 @@ export async function acquireLock(target: string, what: string, onCompromised?: 
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw new Error(`meta-train: cannot lock ${what} ${target} (${(e as Error).message})`);
-    throw new Error(`meta-train: ${what} ${target} is in use by ${await describeHolder(holderFile)}; stop that process first (a lock left by a process that died is taken over after ${STALE_MS / 1000} s)`);
+    throw new Error(
+      `meta-train: ${what} ${target} is in use by ${await describeHolder(holderFile)}; stop that process first (a lock left by a process that died is taken over after ${STALE_MS / 1000} s)`,
+    );
   }
   const holder: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command: 'lopt meta-train' };
   await writeFile(holderFile, `${JSON.stringify(holder)}\n`).catch(() => undefined);

@@ -95,10 +95,7 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
       // Commit the new state only once every unit has succeeded: a failed step changes nothing.
       particles = outputs.flatMap((out) => out.particleStates);
       unitStates = outputs.map((out) => out.state);
-      const grad =
-        o.kind === 'truncated-pes'
-          ? pesGradient(losses, noise, accumulators, o.sigma)
-          : esGradient(losses.map(truncationDelta), noise, o.sigma);
+      const grad = o.kind === 'truncated-pes' ? pesGradient(losses, noise, accumulators, o.sigma) : esGradient(losses.map(truncationDelta), noise, o.sigma);
       return { grad, metaLoss: meanLoss(losses), innerLoss: finiteMean(raw), innerSteps: 2 * K * o.truncationLength };
     },
 
@@ -118,9 +115,7 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
       return {
         json: {
           particles: particles.map((p) => ({ ...p })),
-          units: numbers.map((n, u) =>
-            n === null ? null : { params: unitStates[u]!.params.length, opt: unitStates[u]!.optTensors.length, numbers: n },
-          ),
+          units: numbers.map((n, u) => (n === null ? null : { params: unitStates[u]!.params.length, opt: unitStates[u]!.optTensors.length, numbers: n })),
         },
         arrays,
       };
@@ -129,7 +124,12 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
     restart(outerStep) {
       // Episode numbers from the outer step, so the draws differ from the start's (a later clash
       // with a natural episode number would only repeat one draw).
-      particles = restartedParticles(o.root, particles.map((p) => ({ ...p, episode: outerStep })), o.lengths, o.initialOffset);
+      particles = restartedParticles(
+        o.root,
+        particles.map((p) => ({ ...p, episode: outerStep })),
+        o.lengths,
+        o.initialOffset,
+      );
       unitStates = units.map(() => null);
       accumulators.fill(0);
     },

@@ -135,9 +135,17 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
   }
 
   // Architectures that read the fraction of training done plan each member's run as its particle's episode.
-  const planEpisodes = (s: OptimizerState): OptimizerState => ({ ...s, inner: withHorizons(s.inner, states.flatMap((p) => [p.length, p.length])) });
+  const planEpisodes = (s: OptimizerState): OptimizerState => ({
+    ...s,
+    inner: withHorizons(
+      s.inner,
+      states.flatMap((p) => [p.length, p.length]),
+    ),
+  });
   state = planEpisodes(state);
-  const streams: BatchStream[] = input.particles.map((p, j) => task.batches('train', [truncationDataSeed(input.root, p, states[j]!), truncationDataSeed(input.root, p, states[j]!)]));
+  const streams: BatchStream[] = input.particles.map((p, j) =>
+    task.batches('train', [truncationDataSeed(input.root, p, states[j]!), truncationDataSeed(input.root, p, states[j]!)]),
+  );
   // Starting from initialization is the start of an episode: PES's accumulator restarts too.
   const resetStep = new Int32Array(k).fill(input.state === null ? 0 : -1);
   const lossRows: tf.Tensor[] = [];
@@ -165,7 +173,7 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
       tf.dispose(Object.values(batch));
       rawRows.push(value);
       if (input.lossWeighting === 'linear') {
-        const weights = tf.tensor1d(states.flatMap((s) => [2 * (s.step + 1) / s.length, 2 * (s.step + 1) / s.length]));
+        const weights = tf.tensor1d(states.flatMap((s) => [(2 * (s.step + 1)) / s.length, (2 * (s.step + 1)) / s.length]));
         lossRows.push(tf.tidy(() => tf.mul(task.normalizeLoss(value), weights)));
         weights.dispose();
       } else {
@@ -201,7 +209,10 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
 
 /** Every tensor leaf of a state tree through `fn` (numbers kept). */
 function mapTensors(tree: StateTree, fn: (t: tf.Tensor) => tf.Tensor): StateTree {
-  return replaceLeaves(tree, stateLeaves(tree).map((l) => (l instanceof tf.Tensor ? fn(l) : l)));
+  return replaceLeaves(
+    tree,
+    stateLeaves(tree).map((l) => (l instanceof tf.Tensor ? fn(l) : l)),
+  );
 }
 
 /** Members with take[m] start over: fresh parameters from `seeds` and a fresh optimizer state. */
@@ -230,7 +241,11 @@ function nextBatch(streams: BatchStream[]): Batch {
   const parts = streams.map((s) => s.next());
   if (parts.length === 1) return parts[0]!;
   const out: Batch = {};
-  for (const key of Object.keys(parts[0]!)) out[key] = tf.concat(parts.map((b) => b[key]!), 0);
+  for (const key of Object.keys(parts[0]!))
+    out[key] = tf.concat(
+      parts.map((b) => b[key]!),
+      0,
+    );
   for (const b of parts) tf.dispose(Object.values(b));
   return out;
 }
@@ -278,12 +293,14 @@ function saveState(params: Params, state: OptimizerState, names: string[]): Unit
 }
 
 function restoreState(task: Task, opt: Optimizer, saved: UnitState, P: number, names: string[]): { params: Params; state: OptimizerState } {
-  if (saved.params.length !== names.length) throw new Error(`truncation unit: saved state holds ${saved.params.length} parameters, ${task.meta.name} has ${names.length}`);
+  if (saved.params.length !== names.length)
+    throw new Error(`truncation unit: saved state holds ${saved.params.length} parameters, ${task.meta.name} has ${names.length}`);
   const params: Params = {};
   names.forEach((n, i) => {
     const shape = [P, ...task.shapes[n]!];
     const size = shape.reduce((a, b) => a * b, 1);
-    if (saved.params[i]!.length !== size) throw new Error(`truncation unit: saved '${n}' holds ${saved.params[i]!.length} values, [${shape.join(',')}] needs ${size}`);
+    if (saved.params[i]!.length !== size)
+      throw new Error(`truncation unit: saved '${n}' holds ${saved.params[i]!.length} values, [${shape.join(',')}] needs ${size}`);
     params[n] = tf.tensor(saved.params[i]!, shape, 'float32');
   });
   const template = opt.init(params);
@@ -300,7 +317,8 @@ function restoreState(task: Task, opt: Optimizer, saved: UnitState, P: number, n
     if (v === undefined) throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
     return v;
   });
-  if (ti !== saved.optTensors.length || ni !== saved.optNumbers.length) throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
+  if (ti !== saved.optTensors.length || ni !== saved.optNumbers.length)
+    throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
   const inner = replaceLeaves(template.inner, restored);
   disposeState(template.inner);
   return { params, state: { spec: template.spec, inner } };

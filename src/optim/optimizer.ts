@@ -49,7 +49,9 @@ export class Optimizer<O extends object = object> {
       // An empty tensor has no elements to update, and norms and means over it are 0/0: every
       // optimizer refuses it here the same way rather than each failing (or not) in its own math.
       if (t.size === 0) {
-        throw new Error(`${this.name}: parameter '${printable(name)}' has shape ${shapeText(t.shape)}, no elements; leave it out of the parameters (there is nothing to update)`);
+        throw new Error(
+          `${this.name}: parameter '${printable(name)}' has shape ${shapeText(t.shape)}, no elements; leave it out of the parameters (there is nothing to update)`,
+        );
       }
     }
     const spec = Object.entries(params).map(([name, t]) => ({ name, shape: t.shape.slice() }));
@@ -107,22 +109,16 @@ export class Optimizer<O extends object = object> {
     if (given.length !== spec.length || spec.some((s) => !(s.name in tree))) {
       const missing = spec.find((s) => !(s.name in tree));
       if (missing) {
-        throw new Error(
-          `${this.name}: no ${kind} given for '${missing.name}' (expected names: ${spec.map((s) => s.name).join(', ')})`,
-        );
+        throw new Error(`${this.name}: no ${kind} given for '${missing.name}' (expected names: ${spec.map((s) => s.name).join(', ')})`);
       }
       const extra = given.find((n) => !spec.some((s) => s.name === n));
-      throw new Error(
-        `${this.name}: ${kind} given for unknown parameter '${extra}' (expected names: ${spec.map((s) => s.name).join(', ')})`,
-      );
+      throw new Error(`${this.name}: ${kind} given for unknown parameter '${extra}' (expected names: ${spec.map((s) => s.name).join(', ')})`);
     }
     for (const s of spec) {
       const t = tree[s.name];
       this.checkTensor(kind, s.name, t);
       if (!sameShape(t.shape, s.shape)) {
-        throw new Error(
-          `${this.name}: ${kind} '${s.name}' has shape ${shapeText(t!.shape)}, expected ${shapeText(s.shape)}`,
-        );
+        throw new Error(`${this.name}: ${kind} '${s.name}' has shape ${shapeText(t!.shape)}, expected ${shapeText(s.shape)}`);
       }
     }
   }

@@ -3,8 +3,7 @@ import { isSchedule, type Schedule } from './schedules.js';
 import type { MupScale } from './transforms/scaleByMup.js';
 
 /** Field schemas whose messages say what is allowed (they complete "option 'x' …"). */
-const num = (what: string, ok: (x: number) => boolean) =>
-  z.number({ error: `must be ${what}` }).refine(ok, { error: `must be ${what}` });
+const num = (what: string, ok: (x: number) => boolean) => z.number({ error: `must be ${what}` }).refine(ok, { error: `must be ${what}` });
 
 export const field = {
   learningRate: () =>
@@ -20,13 +19,14 @@ export const field = {
   nonNegativeInteger: () => num('an integer >= 0', (x) => Number.isInteger(x) && x >= 0),
   flag: () => z.boolean({ error: 'must be true or false' }),
   patterns: () =>
-    z.array(z.string(), { error: 'must be an array of regular-expression strings matched against parameter names' })
+    z
+      .array(z.string(), { error: 'must be an array of regular-expression strings matched against parameter names' })
       .refine((list) => list.every(isRegExpSource), { error: 'must hold valid regular expressions' }),
   mupScale: () =>
     z.custom<MupScale>(
-      (v) => typeof v === 'function' ||
-        (typeof v === 'object' && v !== null && !Array.isArray(v) &&
-          Object.values(v).every((s) => typeof s === 'number' && Number.isFinite(s) && s >= 0)),
+      (v) =>
+        typeof v === 'function' ||
+        (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((s) => typeof s === 'number' && Number.isFinite(s) && s >= 0)),
       { error: 'must map every parameter name to a finite number >= 0 (or be a function of name and shape)' },
     ),
 };

@@ -28,8 +28,7 @@ function steps(c: { warmupSteps: number; totalSteps: number }): void {
   }
 }
 
-const attach = (fn: (count: number) => number, config: ScheduleConfig): Schedule =>
-  Object.assign(fn, { config });
+const attach = (fn: (count: number) => number, config: ScheduleConfig): Schedule => Object.assign(fn, { config });
 
 export function constantSchedule(value: number): Schedule {
   finite('value', value, 0);
@@ -43,13 +42,19 @@ export function constantSchedule(value: number): Schedule {
 export function warmupCosine(c: { peak: number; warmupSteps: number; totalSteps: number; init?: number; end?: number }): Schedule {
   const init = c.init ?? 0;
   const end = c.end ?? 0;
-  finite('peak', c.peak, 0); finite('init', init, 0); finite('end', end, 0); steps(c);
+  finite('peak', c.peak, 0);
+  finite('init', init, 0);
+  finite('end', end, 0);
+  steps(c);
   const { peak, warmupSteps: w, totalSteps: T } = c;
-  return attach((t) => {
-    if (t < w) return init + ((peak - init) * t) / w;
-    const frac = Math.min((t - w) / Math.max(T - w, 1), 1);
-    return end + 0.5 * (peak - end) * (1 + Math.cos(Math.PI * frac));
-  }, { type: 'warmupCosine', ...c, init, end });
+  return attach(
+    (t) => {
+      if (t < w) return init + ((peak - init) * t) / w;
+      const frac = Math.min((t - w) / Math.max(T - w, 1), 1);
+      return end + 0.5 * (peak - end) * (1 + Math.cos(Math.PI * frac));
+    },
+    { type: 'warmupCosine', ...c, init, end },
+  );
 }
 
 /**
@@ -59,13 +64,19 @@ export function warmupCosine(c: { peak: number; warmupSteps: number; totalSteps:
 export function warmupPolynomial(c: { peak: number; warmupSteps: number; totalSteps: number; power?: number; end?: number }): Schedule {
   const power = c.power ?? 1;
   const end = c.end ?? 0;
-  finite('peak', c.peak, 0); finite('power', power, 0); finite('end', end, 0); steps(c);
+  finite('peak', c.peak, 0);
+  finite('power', power, 0);
+  finite('end', end, 0);
+  steps(c);
   const { peak, warmupSteps: w, totalSteps: T } = c;
-  return attach((t) => {
-    if (t < w) return (peak * t) / w;
-    const frac = Math.min(t, T) / T;
-    return (peak - end) * Math.pow(1 - frac, power) + end;
-  }, { type: 'warmupPolynomial', ...c, power, end });
+  return attach(
+    (t) => {
+      if (t < w) return (peak * t) / w;
+      const frac = Math.min(t, T) / T;
+      return (peak - end) * Math.pow(1 - frac, power) + end;
+    },
+    { type: 'warmupPolynomial', ...c, power, end },
+  );
 }
 
 /**
@@ -73,13 +84,18 @@ export function warmupPolynomial(c: { peak: number; warmupSteps: number; totalSt
  */
 export function mlperfPoly2(c: { peak: number; warmupSteps: number; totalSteps: number; end?: number }): Schedule {
   const end = c.end ?? 0;
-  finite('peak', c.peak, 0); finite('end', end, 0); steps(c);
+  finite('peak', c.peak, 0);
+  finite('end', end, 0);
+  steps(c);
   const { peak, warmupSteps: w, totalSteps: T } = c;
-  return attach((t) => {
-    if (t < w) return (peak * t) / w;
-    const frac = Math.min((t - w) / Math.max(T - w, 1), 1);
-    return (peak - end) * (1 - frac) * (1 - frac) + end;
-  }, { type: 'mlperfPoly2', ...c, end });
+  return attach(
+    (t) => {
+      if (t < w) return (peak * t) / w;
+      const frac = Math.min((t - w) / Math.max(T - w, 1), 1);
+      return (peak - end) * (1 - frac) * (1 - frac) + end;
+    },
+    { type: 'mlperfPoly2', ...c, end },
+  );
 }
 
 const SCHEDULE_KEYS: Record<ScheduleConfig['type'], string[]> = {
@@ -108,10 +124,14 @@ export function scheduleFromConfig(config: unknown): Schedule {
     }
   }
   switch (type) {
-    case 'constant': return constantSchedule(rest.value as number);
-    case 'warmupCosine': return warmupCosine(rest as Parameters<typeof warmupCosine>[0]);
-    case 'warmupPolynomial': return warmupPolynomial(rest as Parameters<typeof warmupPolynomial>[0]);
-    case 'mlperfPoly2': return mlperfPoly2(rest as Parameters<typeof mlperfPoly2>[0]);
+    case 'constant':
+      return constantSchedule(rest.value as number);
+    case 'warmupCosine':
+      return warmupCosine(rest as Parameters<typeof warmupCosine>[0]);
+    case 'warmupPolynomial':
+      return warmupPolynomial(rest as Parameters<typeof warmupPolynomial>[0]);
+    case 'mlperfPoly2':
+      return mlperfPoly2(rest as Parameters<typeof mlperfPoly2>[0]);
     default:
       throw new Error(`schedule: unknown type ${JSON.stringify(type)}; allowed: constant, warmupCosine, warmupPolynomial, mlperfPoly2`);
   }

@@ -16,13 +16,21 @@ export interface GradientTransformation<S extends StateTree = StateTree> {
   update(updates: Params, state: S, params: Params): TransformResult<S>;
 }
 
+/**
+ * A transformation whose state type is not known here: what chain(), masked() and the other
+ * combinators take, each holding transformations of different state types. (`StateTree` would
+ * not do: update takes the state, so a transformation of one state type is not one of another.)
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyTransformation = GradientTransformation<any>;
+
 export const identity: GradientTransformation<null> = {
   init: () => null,
   update: (updates, state) => ({ updates, state }),
 };
 
 /** Applies transformations in order; the state is the list of their states. */
-export function chain(...transforms: GradientTransformation<any>[]): GradientTransformation<StateTree[]> {
+export function chain(...transforms: AnyTransformation[]): GradientTransformation<StateTree[]> {
   return {
     init: (params) => transforms.map((t) => t.init(params)),
     update(updates, state, params) {

@@ -55,9 +55,7 @@ export interface UnitFailure {
 
 /** What the handler returns. A thrown unit error comes back as `ok: false`, so that every
  *  rejection piscina itself produces means the worker died (exit, uncaught error, OOM). */
-export type UnitReply =
-  | { ok: true; output: unknown; threadId: number; seconds: number }
-  | { ok: false; error: UnitFailure; threadId: number; seconds: number };
+export type UnitReply = { ok: true; output: unknown; threadId: number; seconds: number } | { ok: false; error: UnitFailure; threadId: number; seconds: number };
 
 /** The pool's workerData. */
 export interface UnitWorkerData {

@@ -13,7 +13,17 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { initBackend } from '../backend/select.js';
 import { kernelMode, kernelThreads } from '../kernels/native.js';
-import { isUnitStartNotice, unitOf, unitTableOf, type UnitInput, type UnitOutput, type UnitReply, type UnitTable, type UnitTask, type UnitWorkerData } from './protocol.js';
+import {
+  isUnitStartNotice,
+  unitOf,
+  unitTableOf,
+  type UnitInput,
+  type UnitOutput,
+  type UnitReply,
+  type UnitTable,
+  type UnitTask,
+  type UnitWorkerData,
+} from './protocol.js';
 import { printableMessage } from '../text/printable.js';
 
 export interface UnitPoolOptions {
@@ -102,12 +112,7 @@ async function createInProcessPool(options: UnitPoolOptions): Promise<PlainPool>
 // ---------------------------------------------------------------------------------------------
 // workers ≥ 1: piscina.
 
-async function createWorkerPool(
-  options: UnitPoolOptions,
-  workers: number,
-  retries: number,
-  warn: (message: string) => void,
-): Promise<UnitPool> {
+async function createWorkerPool(options: UnitPoolOptions, workers: number, retries: number, warn: (message: string) => void): Promise<UnitPool> {
   const unitsFile = toRunnableFile(options.unitsModule, 'units module', warn);
   const entryFile = toRunnableFile(ownSibling('workerEntry'), 'unit pool worker entry', warn);
   const workerData: UnitWorkerData = {
@@ -158,11 +163,9 @@ async function createWorkerPool(
     for (const reject of inflight) reject(e);
   };
   const deadError = (kind: string): Error =>
-    new Error(
-      `lopt: unit '${kind}' failed: the unit pool's worker threads die as they start, and none is left ` +
-        `(last: ${describe(lastCrash)})`,
-      { cause: lastCrash },
-    );
+    new Error(`lopt: unit '${kind}' failed: the unit pool's worker threads die as they start, and none is left ` + `(last: ${describe(lastCrash)})`, {
+      cause: lastCrash,
+    });
   const checkAlive = (): void => {
     setImmediate(() => {
       if (closed || dead || pool.threads.length > 0) return;
@@ -237,9 +240,7 @@ async function createWorkerPool(
       if (tries >= retries) {
         const times = tries + 1 === 1 ? 'once' : `${tries + 1} times`;
         throw new Error(
-          `lopt: unit '${kind}' failed: its worker crashed ${times} (first: ${describe(firstCause)}` +
-            (tries > 0 ? `; last: ${describe(crash)}` : '') +
-            ')',
+          `lopt: unit '${kind}' failed: its worker crashed ${times} (first: ${describe(firstCause)}` + (tries > 0 ? `; last: ${describe(crash)}` : '') + ')',
           { cause: firstCause },
         );
       }
@@ -318,16 +319,12 @@ export function toRunnableFile(urlOrPath: string, what: string, warn?: (message:
     rel.split(sep)[0] === 'dist' ||
     rel.split(sep).includes('node_modules')
   ) {
-    throw new Error(
-      `lopt: the ${what} ${path} is TypeScript, which worker threads cannot run under Node 20; ` +
-        `pass its compiled .js file instead`,
-    );
+    throw new Error(`lopt: the ${what} ${path} is TypeScript, which worker threads cannot run under Node 20; ` + `pass its compiled .js file instead`);
   }
   const compiled = join(PROJECT_ROOT, 'dist', rel.slice(0, rel.length - ext.length) + jsExt);
   if (!existsSync(compiled)) {
     throw new Error(
-      `lopt: worker threads cannot run TypeScript; the ${what} ${path} runs as its compiled form ` +
-        `${compiled}, which is missing: ${BUILD_HINT}`,
+      `lopt: worker threads cannot run TypeScript; the ${what} ${path} runs as its compiled form ` + `${compiled}, which is missing: ${BUILD_HINT}`,
     );
   }
   if (existsSync(path) && statSync(path).mtimeMs > statSync(compiled).mtimeMs && warn !== undefined) {

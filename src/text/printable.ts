@@ -26,8 +26,6 @@ export function hasControlCharacters(s: string): boolean {
   return CONTROL_TEST.test(s);
 }
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
-// eslint-disable-next-line no-control-regex
 const CONTROL_TEST = /[\u0000-\u001f\u007f-\u009f]/;
 const escapeOne = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;

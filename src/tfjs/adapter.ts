@@ -3,15 +3,7 @@ import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { createOptimizer } from '../optim/registry.js';
 import { showValue } from '../schema/parseOptions.js';
 import type { Params } from '../tree/params.js';
-import {
-  disposeReplaced,
-  disposeState,
-  replaceLeaves,
-  stateLeafPaths,
-  stateLeaves,
-  stateTensors,
-  type StateLeaf,
-} from '../tree/stateTree.js';
+import { disposeReplaced, disposeState, replaceLeaves, stateLeafPaths, stateLeaves, stateTensors, type StateLeaf } from '../tree/stateTree.js';
 
 import type { NamedTensor } from '@tensorflow/tfjs-core/dist/tensor_types.js';
 import { tidyTree } from '../tree/tidy.js';
@@ -129,9 +121,7 @@ export class TfjsOptimizer extends tf.Optimizer {
 
   /** Refused, for the same reason as setLearningRate. */
   setMomentum(_momentum: number): never {
-    throw new Error(
-      `${this.label}: hyperparameters are fixed at construction; build a new optimizer with ${this.optimizer.name}({ momentum })`,
-    );
+    throw new Error(`${this.label}: hyperparameters are fixed at construction; build a new optimizer with ${this.optimizer.name}({ momentum })`);
   }
 
   override async getWeights(): Promise<NamedTensor[]> {

@@ -26,7 +26,8 @@ export class MupReadout extends tfl.layers.Layer {
     super(args.name ? { name: args.name } : {});
     if (!Number.isInteger(args.units) || args.units <= 0) throw new Error(`MupReadout: units must be a positive integer; got ${String(args.units)}`);
     const activation = args.activation ?? 'softmax';
-    if (activation !== 'softmax' && activation !== 'linear') throw new Error(`MupReadout: activation must be 'softmax' or 'linear'; got '${String(activation)}'`);
+    if (activation !== 'softmax' && activation !== 'linear')
+      throw new Error(`MupReadout: activation must be 'softmax' or 'linear'; got '${String(activation)}'`);
     this.units = args.units;
     this.outputActivation = activation;
   }

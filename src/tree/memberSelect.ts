@@ -10,7 +10,10 @@ import type { StateTree } from './stateTree.js';
  */
 export function selectMembers<T extends StateTree>(kept: T, fresh: T, take: readonly boolean[]): T {
   const P = take.length;
-  const mask = tf.tensor1d(take.map((b) => (b ? 1 : 0)), 'bool');
+  const mask = tf.tensor1d(
+    take.map((b) => (b ? 1 : 0)),
+    'bool',
+  );
   const walk = (a: StateTree, b: StateTree, path: string): StateTree => {
     if (a === null) return null;
     if (a instanceof tf.Tensor) {

@@ -15,11 +15,7 @@ export function mapParams(params: Params, fn: (t: tf.Tensor, name: string) => tf
 }
 
 /** Applies `fn` to matching entries of two maps with the same names (the first map's order). */
-export function zipParams(
-  a: Params,
-  b: Params,
-  fn: (x: tf.Tensor, y: tf.Tensor, name: string) => tf.Tensor,
-): Params {
+export function zipParams(a: Params, b: Params, fn: (x: tf.Tensor, y: tf.Tensor, name: string) => tf.Tensor): Params {
   const out: Params = {};
   for (const [name, x] of Object.entries(a)) {
     const y = b[name];

@@ -23,23 +23,14 @@ export function tabularBatches(ds: TabularDataset, split: Split, seeds: readonly
  * Next-character batches: x [P, B, T] int32 are B windows of seqLen characters starting at uniform
  * random positions inside the split, y [P, B, T] int32 the same windows shifted by one character.
  */
-export function textBatches(
-  ds: TextDataset,
-  split: Split,
-  seeds: readonly number[],
-  batchSize: number,
-  seqLen: number,
-): BatchStream {
+export function textBatches(ds: TextDataset, split: Split, seeds: readonly number[], batchSize: number, seqLen: number): BatchStream {
   const what = `textBatches(${ds.name}, '${split}')`;
   checkCommon(what, split, seeds, batchSize);
   if (!Number.isSafeInteger(seqLen) || seqLen < 1) throw new Error(`${what}: seqLen ${seqLen} must be a positive integer`);
   const { start, end } = ds.splits[split];
   const starts = end - start - seqLen; // window starts available: a window needs seqLen + 1 characters
   if (starts < 1) {
-    throw new Error(
-      `${what}: seqLen ${seqLen} needs ${seqLen + 1} characters but the split holds ${end - start}; ` +
-        `valid seqLen: 1..${end - start - 1}`,
-    );
+    throw new Error(`${what}: seqLen ${seqLen} needs ${seqLen + 1} characters but the split holds ${end - start}; ` + `valid seqLen: 1..${end - start - 1}`);
   }
   const P = seeds.length;
   const T = seqLen;

@@ -76,8 +76,7 @@ export function loadImageDataset(name: ImageDatasetName, size: ImageSize, opts: 
 
   const raw = decodeRaw(name, dir);
   const count = raw.labels.length;
-  const images =
-    size === NATIVE ? scaleBytes(raw.pixels) : resizeImages(raw.pixels, count, NATIVE, size);
+  const images = size === NATIVE ? scaleBytes(raw.pixels) : resizeImages(raw.pixels, count, NATIVE, size);
   const ds: ImageDataset = { name, size, numClasses: NUM_CLASSES, count, images, labels: raw.labels, splits: raw.splits };
   datasetCache.set(key, ds);
   return ds;
@@ -157,9 +156,7 @@ function decodeRaw(name: ImageDatasetName, dir: string): RawImages {
     const images = readIdx(imagesPath, [null, NATIVE, NATIVE]);
     const labels = readIdx(labelsPath, [null]);
     if (images.dims[0] !== labels.dims[0]) {
-      throw new Error(
-        `lopt data: ${imagesPath} holds ${images.dims[0]} images but ${labelsPath} holds ${labels.dims[0]} labels`,
-      );
+      throw new Error(`lopt data: ${imagesPath} holds ${images.dims[0]} images but ${labelsPath} holds ${labels.dims[0]} labels`);
     }
     const bad = labels.data.findIndex((l) => l >= NUM_CLASSES);
     if (bad >= 0) throw new Error(`lopt data: ${labelsPath}: label ${labels.data[bad]} at index ${bad} is not in 0..9`);

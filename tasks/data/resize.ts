@@ -23,9 +23,7 @@ export function resizeImages(pixels: Uint8Array, count: number, from: number, to
     const src = pixels.subarray(start * inDim, (start + n) * inDim);
     // Scale before resizing: bilinear is linear, and this keeps values in [0, 1] up to rounding.
     for (let i = 0; i < src.length; i++) buf[i] = src[i]! / 255;
-    const resized = tf.tidy(() =>
-      tf.image.resizeBilinear(tf.tensor4d(buf.subarray(0, n * inDim), [n, from, from, 1]), [to, to], false, true),
-    );
+    const resized = tf.tidy(() => tf.image.resizeBilinear(tf.tensor4d(buf.subarray(0, n * inDim), [n, from, from, 1]), [to, to], false, true));
     const values = resized.dataSync();
     resized.dispose();
     const base = start * outDim;

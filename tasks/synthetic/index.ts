@@ -1,11 +1,4 @@
-export {
-  quadraticTask,
-  quadraticName,
-  parseQuadraticName,
-  type QuadraticConfig,
-  type QuadraticInstance,
-  type QuadraticTask,
-} from './quadratic.js';
+export { quadraticTask, quadraticName, parseQuadraticName, type QuadraticConfig, type QuadraticInstance, type QuadraticTask } from './quadratic.js';
 export {
   noisyQuadraticTask,
   noisyQuadraticName,
@@ -14,14 +7,7 @@ export {
   type NoisyQuadraticInstance,
   type NoisyQuadraticTask,
 } from './noisyQuadratic.js';
-export {
-  rosenbrockTask,
-  rosenbrockName,
-  parseRosenbrockName,
-  rosenbrockStart,
-  rosenbrockValue,
-  type RosenbrockConfig,
-} from './rosenbrock.js';
+export { rosenbrockTask, rosenbrockName, parseRosenbrockName, rosenbrockStart, rosenbrockValue, type RosenbrockConfig } from './rosenbrock.js';
 export {
   logisticRegressionTask,
   logisticRegressionName,

@@ -61,8 +61,7 @@ export function parseLogisticRegressionName(name: string): Required<LogisticRegr
     TASK,
     'logreg-d<dim>-c<classes>-b<batchSize>[-n<numPoints>], e.g. logreg-d20-c2-b64 (dim, batchSize >= 1; classes >= 2; numPoints >= 10, default 4096)',
     /^logreg-d(\d+)-c(\d+)-b(\d+)(?:-n(\d+))?$/,
-    ([d, c, b, n]) =>
-      checked({ dim: Number(d), classes: Number(c), batchSize: Number(b), numPoints: n === '' ? undefined : Number(n) }),
+    ([d, c, b, n]) => checked({ dim: Number(d), classes: Number(c), batchSize: Number(b), numPoints: n === '' ? undefined : Number(n) }),
     logisticRegressionName,
   );
 }

@@ -74,13 +74,7 @@ export function populationVsSingles(task: Task, seeds: number[], split: Split = 
  * Trains one member with Adam on the train split for `steps` steps; returns the first and the
  * mean of the last 5 training losses. `muP` uses μAdam with the task's mupScale instead.
  */
-export async function trainWithAdam(
-  task: Task,
-  steps: number,
-  learningRate: number,
-  seed = 1,
-  muP = false,
-): Promise<{ first: number; last: number }> {
+export async function trainWithAdam(task: Task, steps: number, learningRate: number, seed = 1, muP = false): Promise<{ first: number; last: number }> {
   const { adam, muadam } = await import('../../src/optim/baselines/adam.js');
   const opt = muP ? muadam({ learningRate, mupScale: { ...task.mupScale } }) : adam({ learningRate });
   let params = task.init([seed]);

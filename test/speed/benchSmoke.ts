@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BenchRunInput, BenchRunOutput } from '../../src/evaluate/benchRun.js';
+import type { BenchRunInput } from '../../src/evaluate/benchRun.js';
 import { DEFAULT_BENCH_OPTIMIZERS, runBench } from '../../src/evaluate/runBench.js';
 import { createUnitPool } from '../../src/parallel/unitPool.js';
 import { UNITS_MODULE, type Units } from '../../src/units.js';
@@ -32,5 +32,13 @@ export async function benchSmokeSuite(): Promise<BenchRow[]> {
     await rm(dir, { recursive: true, force: true });
   }
   const seconds = (performance.now() - t0) / 1000;
-  return [{ name: 'lopt bench --suite smoke, 2 workers (seconds)', value: seconds, goal: '< 120', ok: seconds < 120, detail: `${runs} runs (grids of 7 learning rates and their extensions)` }];
+  return [
+    {
+      name: 'lopt bench --suite smoke, 2 workers (seconds)',
+      value: seconds,
+      goal: '< 120',
+      ok: seconds < 120,
+      detail: `${runs} runs (grids of 7 learning rates and their extensions)`,
+    },
+  ];
 }

@@ -41,7 +41,13 @@ export function benchLearnedOptimizer(reps = 5): BenchRow[] {
   const rows: BenchRow[] = [];
   if (nativeKernels() === null) {
     const ops = optimizerStepMs(lo.optimizer(theta, { mupScale }), grads, reps, 2);
-    rows.push({ name: `μLO step, tfjs ops (${(n / 1e6).toFixed(2)}M params)`, value: ops, goal: 'informational (ms)', ok: true, detail: 'native kernels not built' });
+    rows.push({
+      name: `μLO step, tfjs ops (${(n / 1e6).toFixed(2)}M params)`,
+      value: ops,
+      goal: 'informational (ms)',
+      ok: true,
+      detail: 'native kernels not built',
+    });
   } else {
     // The pass that builds features, runs the MLP and writes the update, timed inside the kernel.
     let mlpSeconds = Infinity;

@@ -7,7 +7,7 @@ import { initialParticles } from '../../src/meta/particles.js';
 import { parseRecipe } from '../../src/meta/recipe.js';
 import { flattenTheta, thetaSize, unflattenThetas } from '../../src/meta/thetaVector.js';
 import { metaTrain } from '../../src/meta/trainer.js';
-import { cachedLearnedOptimizer, runTruncationUnit, type TruncationUnitInput, type TruncationUnitOutput } from '../../src/meta/truncationUnit.js';
+import { cachedLearnedOptimizer, runTruncationUnit, type TruncationUnitInput } from '../../src/meta/truncationUnit.js';
 import { UNITS_MODULE, type Units } from '../../src/units.js';
 import { kernelThreads, setKernelThreads } from '../../src/kernels/native.js';
 import { createUnitPool } from '../../src/parallel/unitPool.js';

@@ -42,7 +42,13 @@ export async function benchMlpStep(): Promise<BenchRow[]> {
   await initBackend({ backend: 'wasm', log: () => {} });
   const mlp = makeMlp();
   const x = tf.randomNormal([BATCH, LAYERS[0]], 0, 1, 'float32', 11);
-  const labels = tf.oneHot(tf.tensor1d(Array.from({ length: BATCH }, (_, i) => (i * 7) % 10), 'int32'), 10);
+  const labels = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: BATCH }, (_, i) => (i * 7) % 10),
+      'int32',
+    ),
+    10,
+  );
   const vars = [...mlp.weights, ...mlp.biases];
   const step = (): void => {
     const { value, grads } = tf.variableGrads(() => loss(mlp, x, labels), vars);
@@ -160,7 +166,7 @@ function inferProduct(kernel: string, a: number[], b: number[], out: number[]): 
   const last2 = (s: number[]): [number, number] => [s[s.length - 2] ?? 1, s[s.length - 1] ?? 1];
   const [m, n] = last2(out);
   const [a0, a1] = last2(a);
-  const [b0, b1] = last2(b);
+  const [b0] = last2(b);
   const k = m === 0 ? 0 : (a0 * a1) / m;
   const batch = out.slice(0, -2).reduce((p, d) => p * d, 1);
   const transposeA = m === k ? '?' : a0 !== m;

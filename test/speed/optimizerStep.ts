@@ -19,10 +19,14 @@ export function millionParamTree(seed: number): Params {
 export function optimizerStepMs(opt: Optimizer, grads: Params, reps: number, warmup = 3): number {
   let params = millionParamTree(1);
   let state = opt.init(params);
-  const ms = medianMs(() => {
-    ({ params, state } = opt.step(params, grads, state));
-    settle(Object.values(params));
-  }, reps, warmup);
+  const ms = medianMs(
+    () => {
+      ({ params, state } = opt.step(params, grads, state));
+      settle(Object.values(params));
+    },
+    reps,
+    warmup,
+  );
   disposeParams(params);
   tf.dispose(state.inner as tf.TensorContainer);
   return ms;

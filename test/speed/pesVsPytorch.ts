@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { kernelThreads, nativeKernelsStatus, setKernelThreads } from '../../src/kernels/native.js';
 import { parseRecipe } from '../../src/meta/recipe.js';
 import { metaTrain } from '../../src/meta/trainer.js';
-import { runTruncationUnit, type TruncationUnitOutput } from '../../src/meta/truncationUnit.js';
+import { runTruncationUnit } from '../../src/meta/truncationUnit.js';
 import { createUnitPool } from '../../src/parallel/unitPool.js';
 import { UNITS_MODULE, type Units } from '../../src/units.js';
 import type { BenchRow } from './row.js';

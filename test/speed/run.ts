@@ -30,9 +30,7 @@ async function main(): Promise<void> {
   console.log(`lopt speed benchmarks on ${backend} (figures measured in this run: ratios unless the name gives a unit)\n`);
   console.log(`${'figure'.padEnd(width)}  ${'value'.padStart(7)}  ${'goal'.padEnd(13)}  status  detail`);
   for (const r of rows) {
-    console.log(
-      `${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(7)}  ${r.goal.padEnd(13)}  ${(r.ok ? 'ok' : 'MISSED').padEnd(6)}  ${r.detail ?? ''}`,
-    );
+    console.log(`${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(7)}  ${r.goal.padEnd(13)}  ${(r.ok ? 'ok' : 'MISSED').padEnd(6)}  ${r.detail ?? ''}`);
   }
   const missed = rows.filter((r) => !r.ok).length;
   console.log(`\n${rows.length - missed} goals met, ${missed} missed`);

@@ -84,12 +84,24 @@ export function reduceBenchProgress(state: BenchProgressState, event: BenchEvent
     case 'run-start':
       return withEta({
         ...state,
-        running: [...state.running.filter((r) => r.index !== event.index), { index: event.index, task: event.task, optimizer: event.optimizer, startedAt: now }],
+        running: [
+          ...state.running.filter((r) => r.index !== event.index),
+          { index: event.index, task: event.task, optimizer: event.optimizer, startedAt: now },
+        ],
       });
     case 'run-done': {
       const finished = [
         ...state.finished,
-        { index: event.index, task: event.task, optimizer: event.optimizer, seconds: event.seconds, cached: event.cached, summary: event.summary, done: event.done, runs: event.runs },
+        {
+          index: event.index,
+          task: event.task,
+          optimizer: event.optimizer,
+          seconds: event.seconds,
+          cached: event.cached,
+          summary: event.summary,
+          done: event.done,
+          runs: event.runs,
+        },
       ];
       return withEta({
         ...state,

@@ -4,16 +4,7 @@
 import { Box, Text } from 'ink';
 import type { ReactNode } from 'react';
 import type { CheckpointEvent, OuterStepEvent, RunEndEvent, RunStartEvent } from '../../meta/events.js';
-import {
-  formatDuration,
-  formatEta,
-  formatLearningRate,
-  formatLoss,
-  formatPercent,
-  formatRate,
-  formatScalar,
-  progressBar,
-} from './format.js';
+import { formatDuration, formatEta, formatLearningRate, formatLoss, formatPercent, formatRate, formatScalar, progressBar } from './format.js';
 
 /** Width of the label column, so that values line up. */
 const LABEL_WIDTH = 13;

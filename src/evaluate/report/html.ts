@@ -89,7 +89,12 @@ export function reportHtml(results: BenchResults, plots: RenderedPlot[]): string
   });
   parts.push('</section>', '<section id="plots">', '<h2>Plots</h2>');
   for (const p of plots) {
-    parts.push(`<figure id="plot-${escapeHtml(p.name)}">`, p.svg, `<figcaption><strong>${escapeHtml(p.title)}.</strong> ${escapeHtml(p.caption)}</figcaption>`, '</figure>');
+    parts.push(
+      `<figure id="plot-${escapeHtml(p.name)}">`,
+      p.svg,
+      `<figcaption><strong>${escapeHtml(p.title)}.</strong> ${escapeHtml(p.caption)}</figcaption>`,
+      '</figure>',
+    );
   }
   parts.push('</section>', '</body>', '</html>');
   return `${parts.join('\n')}\n`;

@@ -161,7 +161,14 @@ export function factorSpec(results: BenchResults, axis: string, optimizers: stri
   const points = axisTasks(results, axis).flatMap((t) =>
     t.results
       .filter((r) => !r.diverged && isFiniteNumber(r.finalTrainLoss))
-      .map((r) => ({ task: t.task, factor: t.factor as number, parametrization: t.parametrization, optimizer: r.optimizer, kind: r.kind, loss: r.finalTrainLoss as number })),
+      .map((r) => ({
+        task: t.task,
+        factor: t.factor as number,
+        parametrization: t.parametrization,
+        optimizer: r.optimizer,
+        kind: r.kind,
+        loss: r.finalTrainLoss as number,
+      })),
   );
   const factors = axisTasks(results, axis).map((t) => t.factor as number);
   const encoding = {

@@ -24,7 +24,12 @@ export interface TaskSummary {
   rows: string[][];
 }
 
-export const HEADLINE_COLUMNS = ['optimizer', 'kind', 'lower final train loss than every other tuned baseline', 'lower final train loss than tuned Adam'] as const;
+export const HEADLINE_COLUMNS = [
+  'optimizer',
+  'kind',
+  'lower final train loss than every other tuned baseline',
+  'lower final train loss than tuned Adam',
+] as const;
 
 /** A plot the markdown links to (writeReport passes the files it wrote). */
 export interface PlotLink {

@@ -22,8 +22,20 @@ if (include === undefined) {
 // -march=native: the kernels are built where they run (npm install); LOPT_MARCH overrides it.
 const march = process.env.LOPT_MARCH ?? 'native';
 const args = [
-  '-O3', `-march=${march}`, '-fopenmp', '-fPIC', '-shared', '-std=gnu11', '-Wall', '-Wextra',
-  '-fno-math-errno', '-DNODE_GYP_MODULE_NAME=lopt_kernels', `-I${include}`, ...sources, '-o', `${out}.tmp`,
+  '-O3',
+  `-march=${march}`,
+  '-fopenmp',
+  '-fPIC',
+  '-shared',
+  '-std=gnu11',
+  '-Wall',
+  '-Wextra',
+  '-fno-math-errno',
+  '-DNODE_GYP_MODULE_NAME=lopt_kernels',
+  `-I${include}`,
+  ...sources,
+  '-o',
+  `${out}.tmp`,
 ];
 try {
   mkdirSync(dirname(out), { recursive: true });

@@ -31,30 +31,37 @@ export type MuAdamOptions = OptionsOf<typeof muadamShape>;
 /** PyTorch Adam: −lr·m̂/(√v̂ + ε); weightDecay (default 0) is L2 added to the gradient. */
 export function adam(options: AdamOptions = {}) {
   const o = parseOptions('adam', adamShape, options);
-  return makeOptimizer('adam', o, withCommon('adam', o, [
-    except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
-    scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
-    scaleByLearningRate(o.learningRate),
-  ]));
+  return makeOptimizer(
+    'adam',
+    o,
+    withCommon('adam', o, [
+      except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
+      scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
+      scaleByLearningRate(o.learningRate),
+    ]),
+  );
 }
 
 /** PyTorch AdamW: w ← w·(1 − lr·wd), then the Adam step; weightDecay default 0.01. */
 export function adamw(options: AdamOptions = {}) {
   const o = parseOptions('adamw', adamwShape, options);
-  return makeOptimizer('adamw', o, withCommon('adamw', o, [
-    scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
-    except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
-    scaleByLearningRate(o.learningRate),
-  ]));
+  return makeOptimizer(
+    'adamw',
+    o,
+    withCommon('adamw', o, [
+      scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
+      except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
+      scaleByLearningRate(o.learningRate),
+    ]),
+  );
 }
-
 
 /** μAdam: the Adam step times each tensor's μP scale. */
 export function muadam(options: MuAdamOptions) {
   const o = parseOptions('muadam', muadamShape, options);
-  return makeOptimizer('muadam', o, withCommon('muadam', o, [
-    scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
-    scaleByMup(o.mupScale),
-    scaleByLearningRate(o.learningRate),
-  ]));
+  return makeOptimizer(
+    'muadam',
+    o,
+    withCommon('muadam', o, [scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }), scaleByMup(o.mupScale), scaleByLearningRate(o.learningRate)]),
+  );
 }

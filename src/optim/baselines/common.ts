@@ -1,6 +1,6 @@
 import type { Schedule } from '../schedules.js';
 import type { StateTree } from '../../tree/stateTree.js';
-import { chain, identity, type GradientTransformation } from '../transform.js';
+import { chain, identity, type AnyTransformation, type GradientTransformation } from '../transform.js';
 import { applyIfFinite } from '../transforms/applyIfFinite.js';
 import { clipByGlobalNorm } from '../transforms/clipByGlobalNorm.js';
 import { masked } from '../transforms/masked.js';
@@ -26,10 +26,7 @@ export const commonFields = {
 };
 
 /** `inner` applied to the tensors whose names match none of `exclude` (all tensors when empty). */
-export function except<S extends StateTree>(
-  inner: GradientTransformation<S>,
-  exclude: readonly string[] | undefined,
-): GradientTransformation<any> {
+export function except<S extends StateTree>(inner: GradientTransformation<S>, exclude: readonly string[] | undefined): AnyTransformation {
   if (!exclude || exclude.length === 0) return inner;
   const excluded = matchesAny(exclude);
   return masked(inner, (name) => !excluded(name));
@@ -56,7 +53,7 @@ function populationGuard(name: string, population: number): GradientTransformati
 export function withCommon(
   name: string,
   o: { clipGlobalNorm?: number | undefined; population?: number | undefined; applyIfFinite?: number | undefined },
-  rest: GradientTransformation<any>[],
+  rest: AnyTransformation[],
 ): GradientTransformation {
   const population = o.population !== undefined;
   const steps = chain(

@@ -26,11 +26,18 @@ export type LambOptions = OptionsOf<typeof lambFields>;
  */
 export function lamb(options: LambOptions = {}) {
   const o = parseOptions('lamb', lambFields, options);
-  return makeOptimizer('lamb', o, withCommon('lamb', o, [
-    scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
-    except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
-    // tensorflow_addons falls back to the weight-decay exclusions when this list is absent *or empty*.
-    except(scaleByTrustRatio({ population: o.population !== undefined }), o.excludeFromLayerAdaptation?.length ? o.excludeFromLayerAdaptation : o.excludeFromWeightDecay),
-    scaleByLearningRate(o.learningRate),
-  ]));
+  return makeOptimizer(
+    'lamb',
+    o,
+    withCommon('lamb', o, [
+      scaleByAdam({ b1: o.beta1, b2: o.beta2, eps: o.epsilon }),
+      except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
+      // tensorflow_addons falls back to the weight-decay exclusions when this list is absent *or empty*.
+      except(
+        scaleByTrustRatio({ population: o.population !== undefined }),
+        o.excludeFromLayerAdaptation?.length ? o.excludeFromLayerAdaptation : o.excludeFromWeightDecay,
+      ),
+      scaleByLearningRate(o.learningRate),
+    ]),
+  );
 }

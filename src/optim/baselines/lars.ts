@@ -31,9 +31,11 @@ function larsChain(name: string, o: LarsParsed, ratioScale?: (t: number) => numb
   return withCommon(name, o, [
     except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
     except(
-      scaleByTrustRatio(ratioScale
-        ? { trustCoefficient: o.trustCoefficient, eps: o.epsilon, ratioScale, population }
-        : { trustCoefficient: o.trustCoefficient, eps: o.epsilon, population }),
+      scaleByTrustRatio(
+        ratioScale
+          ? { trustCoefficient: o.trustCoefficient, eps: o.epsilon, ratioScale, population }
+          : { trustCoefficient: o.trustCoefficient, eps: o.epsilon, population },
+      ),
       o.excludeFromTrustRatio,
     ),
     // optax places the learning rate inside the momentum trace.

@@ -25,11 +25,15 @@ function build(name: string, input: unknown, defaults: Partial<SgdOptions>) {
   if (o.nesterov && o.momentum === 0) {
     throw new Error(`${name}: option 'nesterov' needs option 'momentum' > 0 (PyTorch SGD); got momentum 0`);
   }
-  return makeOptimizer(name, o, withCommon(name, o, [
-    except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
-    o.momentum > 0 ? trace({ decay: o.momentum, nesterov: o.nesterov }) : identity,
-    scaleByLearningRate(o.learningRate),
-  ]));
+  return makeOptimizer(
+    name,
+    o,
+    withCommon(name, o, [
+      except(addDecayedWeights(o.weightDecay), o.excludeFromWeightDecay),
+      o.momentum > 0 ? trace({ decay: o.momentum, nesterov: o.nesterov }) : identity,
+      scaleByLearningRate(o.learningRate),
+    ]),
+  );
 }
 
 /** PyTorch SGD: b ← μb + g (b₁ = g₁), step −lr·b, Nesterov −lr·(g + μb); L2 decay into g. */

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mapParams } from '../../tree/params.js';
 import type { StateTree } from '../../tree/stateTree.js';
-import type { GradientTransformation } from '../transform.js';
+import type { AnyTransformation, GradientTransformation } from '../transform.js';
 
 export interface ApplyIfFiniteState {
   [key: string]: StateTree;
@@ -22,7 +22,7 @@ export interface ApplyIfFiniteState {
  * per-tensor policy (a non-finite tensor gets a zero update, the others step).
  * Reference: optax/_src/constrain.py (apply_if_finite).
  */
-export function applyIfFinite(inner: GradientTransformation<any>, maxConsecutiveErrors: number): GradientTransformation<ApplyIfFiniteState> {
+export function applyIfFinite(inner: AnyTransformation, maxConsecutiveErrors: number): GradientTransformation<ApplyIfFiniteState> {
   return {
     init: (params) => ({ inner: inner.init(params), notfiniteCount: 0, lastFinite: 1, totalNotfinite: 0 }),
     update(updates, state, params) {

@@ -6,10 +6,7 @@ import type { GradientTransformation } from '../transform.js';
  * Applies `inner` only to the tensors whose name satisfies `mask`; the others pass through
  * unchanged (optax masked). The inner state covers the masked tensors only.
  */
-export function masked<S extends StateTree>(
-  inner: GradientTransformation<S>,
-  mask: (name: string) => boolean,
-): GradientTransformation<S> {
+export function masked<S extends StateTree>(inner: GradientTransformation<S>, mask: (name: string) => boolean): GradientTransformation<S> {
   return {
     init: (params) => inner.init(pickParams(params, mask)),
     update(updates, state, params) {

@@ -8,7 +8,6 @@ export interface TrustRatioState {
   count: number;
 }
 
-
 /**
  * Layer-wise trust ratio, per tensor: u · c·‖w‖/(‖u‖ + eps), with factor 1 when either norm is 0
  * (optax scale_by_trust_ratio; with c = 1, eps = 0 it is tensorflow_addons LAMB's ratio).
@@ -16,12 +15,14 @@ export interface TrustRatioState {
  * non-zero (TVLARS's φ(t), as its reference code does). With `population`, tensors carry a leading
  * member axis and every norm is taken within a member.
  */
-export function scaleByTrustRatio(o: {
-  trustCoefficient?: number;
-  eps?: number;
-  ratioScale?: (t: number) => number;
-  population?: boolean;
-} = {}): GradientTransformation<TrustRatioState> {
+export function scaleByTrustRatio(
+  o: {
+    trustCoefficient?: number;
+    eps?: number;
+    ratioScale?: (t: number) => number;
+    population?: boolean;
+  } = {},
+): GradientTransformation<TrustRatioState> {
   const coefficient = o.trustCoefficient ?? 1;
   const eps = o.eps ?? 0;
   return {
