@@ -13,7 +13,7 @@ import { adamw } from '../optim/baselines/adam.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { warmupCosine, type Schedule } from '../optim/schedules.js';
 import { printable } from '../text/printable.js';
-import { disposeState, replaceLeaves, stateLeaves, type StateLeaf } from '../tree/stateTree.js';
+import { disposeState, stateLeaves, type StateTree } from '../tree/stateTree.js';
 import { buildEstimators } from './buildEstimators.js';
 import { acquireLock } from './runLock.js';
 import type { EstimateResult, GradientEstimator, UnitRunner } from './estimator.js';
@@ -33,6 +33,7 @@ import {
   trimMetrics,
 } from './runDir.js';
 import { flattenTheta, thetaSize, unflattenTheta } from './thetaVector.js';
+import { decodeState, encodeState, type PlainLeaf } from '../tree/stateCodec.js';
 
 /**
  * With a continuation file, theta is also kept every this many outer steps, beside it in
@@ -334,9 +335,10 @@ async function toCheckpoint(
   if (!withTraining) return ckpt;
   const arrays: Record<string, Float32Array> = {};
   const numbers: number[] = [];
-  stateLeaves(state.opt.inner).forEach((leaf, i) => {
-    if (leaf instanceof tf.Tensor) arrays[`outer/${i}`] = Float32Array.from(leaf.dataSync() as Float32Array);
-    else numbers.push(leaf);
+  // Tensor leaves under their position among all leaves, number leaves in order (the file layout since v1).
+  encodeState(state.opt.inner).forEach((leaf, i) => {
+    if (typeof leaf === 'number') numbers.push(leaf);
+    else arrays[`outer/${i}`] = leaf;
   });
   const estimatorJson: JsonValue[] = [];
   estimators.forEach((e, i) => {
@@ -417,19 +419,17 @@ function restoreOuter(ckpt: Checkpoint, path: string, lo: LearnedOptimizer, opt:
   const thetaParams = unflattenTheta(lo, thetaFlat);
   const template = opt.init(thetaParams);
   tf.dispose(Object.values(thetaParams));
-  const numbers = Array.isArray(s.outerNumbers) ? (s.outerNumbers as number[]) : [];
+  const numbers = Array.isArray(s.outerNumbers) ? (s.outerNumbers as unknown[]) : [];
   let ni = 0;
-  const leaves: StateLeaf[] = stateLeaves(template.inner).map((leaf, i) => {
-    if (leaf instanceof tf.Tensor) {
-      const a = arrays[`outer/${i}`];
-      if (a === undefined || a.length !== leaf.size) throw new Error(`meta-train: ${path} outer-optimizer state does not match`);
-      return tf.tensor(a, leaf.shape, 'float32');
+  const leaves = stateLeaves(template.inner).map((leaf, i) => (typeof leaf === 'number' ? numbers[ni++] : arrays[`outer/${i}`]));
+  let inner: StateTree;
+  try {
+    if (leaves.some((l) => typeof l !== 'number' && !(l instanceof Float32Array)) || ni !== numbers.length) {
+      throw new Error(`meta-train: ${path} outer-optimizer state does not match`);
     }
-    const v = numbers[ni++];
-    if (typeof v !== 'number') throw new Error(`meta-train: ${path} outer-optimizer state does not match`);
-    return v;
-  });
-  const inner = replaceLeaves(template.inner, leaves);
-  disposeState(template.inner);
+    inner = decodeState(template.inner, leaves as PlainLeaf[], `meta-train: ${path} outer-optimizer`);
+  } finally {
+    disposeState(template.inner);
+  }
   return { step: step as number, theta: thetaFlat, opt: { spec: template.spec, inner } };
 }

@@ -9,13 +9,14 @@ import { createLearnedOptimizer } from '../lopt/registry.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { selectMembers } from '../tree/memberSelect.js';
 import type { Params } from '../tree/params.js';
-import { disposeState, replaceLeaves, stateLeaves, type StateLeaf, type StateTree } from '../tree/stateTree.js';
+import { disposeState, replaceLeaves, stateLeaves, type StateTree } from '../tree/stateTree.js';
 import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import { taskFromName } from '../../tasks/registry.js';
 import type { Batch, BatchStream, Split, Task } from '../../tasks/types.js';
 import { episodeLength, episodeSeeds, truncationDataSeed, type EpisodeLength, type ParticleState } from './particles.js';
 import { thetaSize, unflattenThetas } from './thetaVector.js';
 import { tidyTree } from '../tree/tidy.js';
+import { decodeState, encodeState, type PlainLeaf } from '../tree/stateCodec.js';
 
 /** The inner runs' parameters and optimizer state, as arrays (every tensor [P, ...]). */
 export interface UnitState {
@@ -282,14 +283,12 @@ function finalLoss(task: Task, params: Params, input: TruncationUnitInput, state
 }
 
 function saveState(params: Params, state: OptimizerState, names: string[]): UnitState {
-  const leaves = stateLeaves(state.inner);
-  const optTensors: Float32Array[] = [];
-  const optNumbers: number[] = [];
-  for (const l of leaves) {
-    if (l instanceof tf.Tensor) optTensors.push(Float32Array.from(l.dataSync() as Float32Array));
-    else optNumbers.push(l);
-  }
-  return { params: names.map((n) => Float32Array.from(params[n]!.dataSync() as Float32Array)), optTensors, optNumbers };
+  const leaves = encodeState(state.inner);
+  return {
+    params: names.map((n) => Float32Array.from(params[n]!.dataSync() as Float32Array)),
+    optTensors: leaves.filter((l): l is Float32Array => typeof l !== 'number'),
+    optNumbers: leaves.filter((l): l is number => typeof l === 'number'),
+  };
 }
 
 function restoreState(task: Task, opt: Optimizer, saved: UnitState, P: number, names: string[]): { params: Params; state: OptimizerState } {
@@ -303,23 +302,22 @@ function restoreState(task: Task, opt: Optimizer, saved: UnitState, P: number, n
       throw new Error(`truncation unit: saved '${n}' holds ${saved.params[i]!.length} values, [${shape.join(',')}] needs ${size}`);
     params[n] = tf.tensor(saved.params[i]!, shape, 'float32');
   });
+  // The unit's state keeps tensor and number leaves apart; interleave them in the layout's order.
   const template = opt.init(params);
-  const leaves = stateLeaves(template.inner);
   let ti = 0;
   let ni = 0;
-  const restored: StateLeaf[] = leaves.map((l) => {
-    if (l instanceof tf.Tensor) {
-      const data = saved.optTensors[ti++];
-      if (data === undefined || data.length !== l.size) throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
-      return tf.tensor(data, l.shape, 'float32');
+  const leaves = stateLeaves(template.inner).map((l) => (typeof l === 'number' ? saved.optNumbers[ni++] : saved.optTensors[ti++]));
+  let inner: StateTree;
+  try {
+    if (leaves.some((l) => l === undefined) || ti !== saved.optTensors.length || ni !== saved.optNumbers.length) {
+      throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
     }
-    const v = saved.optNumbers[ni++];
-    if (v === undefined) throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
-    return v;
-  });
-  if (ti !== saved.optTensors.length || ni !== saved.optNumbers.length)
-    throw new Error(`truncation unit: saved optimizer state does not match ${opt.name}'s layout`);
-  const inner = replaceLeaves(template.inner, restored);
-  disposeState(template.inner);
+    inner = decodeState(template.inner, leaves as PlainLeaf[], `truncation unit (${opt.name})`);
+  } catch (e) {
+    tf.dispose(Object.values(params));
+    throw e;
+  } finally {
+    disposeState(template.inner);
+  }
   return { params, state: { spec: template.spec, inner } };
 }

@@ -3,10 +3,10 @@ import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { createOptimizer } from '../optim/registry.js';
 import { showValue } from '../schema/parseOptions.js';
 import type { Params } from '../tree/params.js';
-import { disposeReplaced, disposeState, replaceLeaves, stateLeafPaths, stateLeaves, stateTensors, type StateLeaf } from '../tree/stateTree.js';
-
 import type { NamedTensor } from '@tensorflow/tfjs-core/dist/tensor_types.js';
+import { decodeState } from '../tree/stateCodec.js';
 import { tidyTree } from '../tree/tidy.js';
+import { disposeReplaced, disposeState, stateLeafPaths, stateLeaves, stateTensors, type StateTree } from '../tree/stateTree.js';
 
 type Gradients = tf.NamedTensorMap | NamedTensor[];
 
@@ -22,7 +22,7 @@ export class TfjsOptimizer extends tf.Optimizer {
 
   private state: OptimizerState | null = null;
   /** State leaves restored by setWeights before the first step (the variables were not known yet). */
-  private restored: StateLeaf[] | null = null;
+  private restored: tf.Tensor[] | null = null;
 
   constructor(readonly optimizer: Optimizer) {
     super();
@@ -83,31 +83,26 @@ export class TfjsOptimizer extends tf.Optimizer {
     }
   }
 
-  /** Replaces the current state's leaves with `leaves` after checking count and shapes. */
-  private adopt(leaves: StateLeaf[]): void {
+  /** Replaces the current state's leaves with `leaves` (this adapter's copies) after checking count and shapes. */
+  private adopt(leaves: tf.Tensor[]): void {
     const state = this.state!;
     const current = stateLeaves(state.inner);
-    const paths = stateLeafPaths(state.inner);
-    if (leaves.length !== current.length) {
-      disposeState(leaves as never);
-      throw new Error(
-        `${this.label}: setWeights got ${leaves.length} state tensors after the iteration counter, but this optimizer's state for these variables has ${current.length}`,
-      );
-    }
-    const next = leaves.map((leaf, i) => {
-      const cur = current[i]!;
-      if (typeof cur === 'number') return typeof leaf === 'number' ? leaf : leaf.dataSync()[0]!;
-      const t = leaf as tf.Tensor;
-      if (!(t instanceof tf.Tensor) || t.shape.join(',') !== cur.shape.join(',')) {
+    let inner: StateTree;
+    try {
+      if (leaves.length !== current.length) {
         throw new Error(
-          `${this.label}: setWeights state tensor ${i + 1} ('${paths[i]}') has shape [${t instanceof tf.Tensor ? t.shape.join(',') : typeof t}], expected [${cur.shape.join(',')}]`,
+          `${this.label}: setWeights got ${leaves.length} state tensors after the iteration counter, but this optimizer's state for these variables has ${current.length}`,
         );
       }
-      return t;
-    });
-    const inner = replaceLeaves(state.inner, next);
+      inner = decodeState(state.inner, leaves, `${this.label}: setWeights`);
+    } catch (e) {
+      tf.dispose(leaves);
+      throw e;
+    }
     disposeReplaced(state.inner, inner);
-    for (const leaf of current) if (typeof leaf !== 'number' && !next.includes(leaf)) leaf.dispose();
+    // Number leaves were read out of their scalar tensors: those copies are not part of the state.
+    const held = new Set(stateTensors(inner));
+    tf.dispose(leaves.filter((t) => !held.has(t)));
     this.state = { spec: state.spec, inner };
   }
 
@@ -139,7 +134,7 @@ export class TfjsOptimizer extends tf.Optimizer {
     // The caller (tfjs-layers' loader) disposes what it passes in: keep copies.
     const leaves = rest.map((w) => tf.keep(tf.clone(w.tensor)));
     if (this.state === null) {
-      if (this.restored !== null) disposeState(this.restored as never);
+      if (this.restored !== null) tf.dispose(this.restored);
       this.restored = leaves;
     } else {
       this.adopt(leaves);
@@ -167,7 +162,7 @@ export class TfjsOptimizer extends tf.Optimizer {
 
   override dispose(): void {
     if (this.state !== null) disposeState(this.state.inner);
-    if (this.restored !== null) disposeState(this.restored as never);
+    if (this.restored !== null) tf.dispose(this.restored);
     this.state = null;
     this.restored = null;
   }
