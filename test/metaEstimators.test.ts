@@ -11,6 +11,7 @@ import { truncatedEstimator } from '../src/meta/truncatedEstimator.js';
 import { runTruncationUnit } from '../src/meta/truncationUnit.js';
 import { familyFromSpec, fixedFamily } from '../tasks/families.js';
 import { quadraticTask } from '../tasks/synthetic/quadratic.js';
+import { stateful } from './helpers/statefulEstimator.js';
 
 const TASK = 'quadratic-d1-k1-diag';
 const run: UnitRunner = async (input) => runTruncationUnit(input);
@@ -80,7 +81,7 @@ describe('truncated PES', () => {
   it('summed over the truncations of one episode, equals the episode-level estimate Σ_j Δ_j·Σ_{k≤j} ε_k / 2σ computed independently', async () => {
     const root = 'pes-sum';
     const K = 3;
-    const est = pes(root, K);
+    const est = stateful(pes(root, K));
     let total = 0;
     for (let j = 0; j < truncations; j++) total += (await est.estimate(THETA, j, run)).grad[0]!;
 
@@ -112,7 +113,7 @@ describe('truncated PES', () => {
     const K = 16;
     for (let seed = 0; seed < 12; seed++) {
       const root = `pes-unbiased-${seed}`;
-      const est = pes(root, K);
+      const est = stateful(pes(root, K));
       const perParticle = new Array<number>(K).fill(0);
       // One particle's estimate per episode: summing K-particle means loses the per-particle
       // samples, so run the estimator and recover them from its linear form (K·mean).
@@ -143,13 +144,13 @@ describe('truncated PES', () => {
 
   it('resets the accumulator to the step noise when an episode ends, and restarts the particle', async () => {
     const root = 'pes-reset';
-    const est = pes(root, 2);
+    const est = stateful(pes(root, 2));
     for (let j = 0; j < truncations - 1; j++) await est.estimate(THETA, j, run);
-    const before = est.snapshot().arrays['accumulators']!.slice();
+    const before = est.state().arrays['accumulators']!.slice();
     // Truncation `truncations` starts the second episode at its first step.
     await est.estimate(THETA, truncations - 1, run);
     await est.estimate(THETA, truncations, run);
-    const snap = est.snapshot();
+    const snap = est.state();
     const acc = snap.arrays['accumulators']!;
     const noise = sampleNoise(root, truncations, 2, 1);
     expect(Array.from(acc)).toEqual(Array.from(noise));
@@ -162,20 +163,22 @@ describe('truncated PES', () => {
   it('gives an exactly zero meta-gradient when the loss does not depend on theta', async () => {
     // mlp_lopt with a step multiplier so small that every step rounds away in float32 never moves
     // the parameters: L⁺ = L⁻ at every step. (stepMult 0 itself is refused: it must be in (0, 1].)
-    const est = truncatedEstimator({
-      kind: 'truncated-pes',
-      family: fixedFamily('quadratic-d4-k10'),
-      lopt: { arch: 'mlp_lopt', config: { stepMult: 1e-45 } },
-      root: 'pes-constant',
-      particles: 2,
-      particlesPerUnit: 2,
-      sigma,
-      truncationLength: 3,
-      lengths: { kind: 'fixed', steps: 4 },
-      initialOffset: 0,
-      resampleEvery: 0,
-      thetaSize: 1762,
-    });
+    const est = stateful(
+      truncatedEstimator({
+        kind: 'truncated-pes',
+        family: fixedFamily('quadratic-d4-k10'),
+        lopt: { arch: 'mlp_lopt', config: { stepMult: 1e-45 } },
+        root: 'pes-constant',
+        particles: 2,
+        particlesPerUnit: 2,
+        sigma,
+        truncationLength: 3,
+        lengths: { kind: 'fixed', steps: 4 },
+        initialOffset: 0,
+        resampleEvery: 0,
+        thetaSize: 1762,
+      }),
+    );
     const theta = new Float32Array(1762).fill(0.01);
     for (let j = 0; j < 3; j++) {
       const r = await est.estimate(theta, j, run);
@@ -191,31 +194,33 @@ describe('truncated PES', () => {
       seen.push({ step: outer, task: input.task, fresh: input.state === null, episodes: input.particleStates.map((p) => p.episode) });
       return runTruncationUnit(input);
     };
-    const est = truncatedEstimator({
-      kind: 'truncated-pes',
-      family: familyFromSpec({ type: 'mlp', widths: [4, 8, 16, 32], depth: { min: 1, max: 3 }, batchSize: { min: 8, max: 8 } }),
-      lopt,
-      root: 'resample',
-      particles: 2,
-      particlesPerUnit: 2,
-      sigma: 0.01,
-      truncationLength: 2,
-      lengths: { kind: 'fixed', steps: 1000 },
-      initialOffset: 5,
-      resampleEvery: 2,
-      thetaSize: 1,
-    });
+    const est = stateful(
+      truncatedEstimator({
+        kind: 'truncated-pes',
+        family: familyFromSpec({ type: 'mlp', widths: [4, 8, 16, 32], depth: { min: 1, max: 3 }, batchSize: { min: 8, max: 8 } }),
+        lopt,
+        root: 'resample',
+        particles: 2,
+        particlesPerUnit: 2,
+        sigma: 0.01,
+        truncationLength: 2,
+        lengths: { kind: 'fixed', steps: 1000 },
+        initialOffset: 5,
+        resampleEvery: 2,
+        thetaSize: 1,
+      }),
+    );
     for (outer = 0; outer < 8; outer++) await est.estimate(THETA, outer, spy);
     expect(seen.map((s) => s.fresh)).toEqual([true, false, true, false, true, false, true, false]);
     expect(seen[1]!.task).toBe(seen[0]!.task);
     expect(new Set(seen.map((s) => s.task)).size).toBeGreaterThan(1);
     expect(seen.map((s) => s.episodes[0])).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
     // After a restart the accumulator holds only the new noise.
-    expect(Array.from(est.snapshot().arrays['accumulators']!)).not.toEqual([0, 0]);
+    expect(Array.from(est.state().arrays['accumulators']!)).not.toEqual([0, 0]);
   });
 
   it('does not leak tensors over many truncations', async () => {
-    const est = pes('pes-leak', 2);
+    const est = stateful(pes('pes-leak', 2));
     await est.estimate(THETA, 0, run);
     const before = tf.memory().numTensors;
     for (let j = 1; j < 30; j++) await est.estimate(THETA, j, run);
@@ -229,20 +234,22 @@ describe('truncated ES', () => {
     const T = 5;
     const root = 'tes';
     const K = 2;
-    const est = truncatedEstimator({
-      kind: 'truncated-es',
-      family: fixedFamily(TASK),
-      lopt,
-      root,
-      particles: K,
-      particlesPerUnit: K,
-      sigma,
-      truncationLength: T,
-      lengths: { kind: 'fixed', steps: 1000 },
-      initialOffset: 0,
-      resampleEvery: 0,
-      thetaSize: 1,
-    });
+    const est = stateful(
+      truncatedEstimator({
+        kind: 'truncated-es',
+        family: fixedFamily(TASK),
+        lopt,
+        root,
+        particles: K,
+        particlesPerUnit: K,
+        sigma,
+        truncationLength: T,
+        lengths: { kind: 'fixed', steps: 1000 },
+        initialOffset: 0,
+        resampleEvery: 0,
+        thetaSize: 1,
+      }),
+    );
     const { e0, c } = instance();
     const errors = Array.from({ length: K }, (_, i) => initialW(root, i, 0) - c);
     for (let j = 0; j < 3; j++) {
@@ -296,19 +303,21 @@ describe('full-episode ES', () => {
     const steps = 8;
     for (const metaLoss of ['mean', 'last'] as const) {
       const root = `full-es-${metaLoss}`;
-      const est = fullEsEstimator({
-        family: fixedFamily(TASK),
-        lopt,
-        root,
-        particles: 4,
-        particlesPerUnit: 2,
-        sigma,
-        lengths: { kind: 'fixed', steps },
-        metaLoss,
-        freshBatches: 1,
-        freshSplit: 'train',
-        thetaSize: 1,
-      });
+      const est = stateful(
+        fullEsEstimator({
+          family: fixedFamily(TASK),
+          lopt,
+          root,
+          particles: 4,
+          particlesPerUnit: 2,
+          sigma,
+          lengths: { kind: 'fixed', steps },
+          metaLoss,
+          freshBatches: 1,
+          freshSplit: 'train',
+          thetaSize: 1,
+        }),
+      );
       const outer = 3;
       const r = await est.estimate(THETA, outer, run);
       const noise = sampleNoise(root, outer, 4, 1);

@@ -6,6 +6,7 @@ import { createOptimizer, OPTIMIZERS } from '../src/optim/registry.js';
 import { createLearnedOptimizer } from '../src/lopt/registry.js';
 import { decodeState, decodeStateFrom, encodeState } from '../src/tree/stateCodec.js';
 import { disposeState, stateLeaves } from '../src/tree/stateTree.js';
+import type { Params } from '../src/tree/params.js';
 import { useBackend } from './helpers/backend.js';
 
 beforeAll(async () => {
@@ -27,7 +28,7 @@ describe('state codec', () => {
   it('every optimizer state round-trips through plain data bit for bit, after steps', () => {
     for (const opt of optimizers()) {
       const before = tf.memory().numTensors;
-      let params = { w: tf.randomNormal([4, 3], 0, 1, 'float32', 1), b: tf.randomNormal([3], 0, 1, 'float32', 2) };
+      let params: Params = { w: tf.randomNormal([4, 3], 0, 1, 'float32', 1), b: tf.randomNormal([3], 0, 1, 'float32', 2) };
       let state = opt.init(params);
       for (let s = 0; s < 3; s++) {
         const grads = { w: tf.randomNormal([4, 3], 0, 1, 'float32', 10 + s), b: tf.randomNormal([3], 0, 1, 'float32', 20 + s) };

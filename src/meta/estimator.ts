@@ -36,8 +36,12 @@ export interface EstimateResult {
   innerSteps: number;
 }
 
-/** Estimator state as a checkpoint stores it: JSON plus named float arrays. */
-export interface EstimatorSnapshot {
+/**
+ * An estimator's worker state as plain data — JSON plus named float arrays — exactly as a
+ * checkpoint stores it. It is passed in and out (learned_optimization's worker state): an
+ * estimator holds no mutable state of its own, so a step that fails simply does not commit.
+ */
+export interface EstimatorState {
   json: { [key: string]: JsonValue };
   arrays: Record<string, Float32Array>;
 }
@@ -45,11 +49,14 @@ export interface EstimatorSnapshot {
 export interface GradientEstimator {
   /** e.g. 'truncated-pes mlp-mnist8-w32-d1-relu-b128-mup'. */
   readonly label: string;
-  estimate(theta: Float32Array, outerStep: number, run: UnitRunner): Promise<EstimateResult>;
-  snapshot(): EstimatorSnapshot;
-  restore(snapshot: EstimatorSnapshot): void;
-  /** Drops the inner state: every particle starts a new episode (desynchronized) at `outerStep`, as after a resample. */
-  restart(outerStep: number): void;
+  /** The state before the first outer step. */
+  init(): EstimatorState;
+  /** One meta-gradient estimate from `state`, and the state after it; `state` is not changed. */
+  estimate(theta: Float32Array, outerStep: number, state: EstimatorState, run: UnitRunner): Promise<{ result: EstimateResult; state: EstimatorState }>;
+  /** Throws, naming the field, unless `state` is one this estimator could have produced (a resumed checkpoint's). */
+  check(state: EstimatorState): void;
+  /** The state with the inner runs dropped: every particle starts a new episode (desynchronized) at `outerStep`, as after a resample. */
+  restart(state: EstimatorState, outerStep: number): EstimatorState;
 }
 
 /**

@@ -4,7 +4,7 @@
 import { Rng } from '../random/rng.js';
 import type { Split } from '../../tasks/types.js';
 import { esGradient } from './esGradient.js';
-import { finiteMean, perturbedThetas, sampleNoise, type EstimateResult, type EstimatorOptions, type GradientEstimator } from './estimator.js';
+import { finiteMean, perturbedThetas, sampleNoise, type EstimatorOptions, type EstimatorState, type GradientEstimator } from './estimator.js';
 import { episodeLength } from './particles.js';
 
 export type FullEsMetaLoss = 'mean' | 'last' | 'last-fresh';
@@ -25,7 +25,7 @@ export function fullEsEstimator(o: FullEsEstimatorOptions): GradientEstimator {
   return {
     label: `full-es ${o.family.name}`,
 
-    async estimate(theta, outerStep, run): Promise<EstimateResult> {
+    async estimate(theta, outerStep, _state, run) {
       if (theta.length !== o.thetaSize) throw new Error(`full-es: theta has ${theta.length} values, expected ${o.thetaSize}`);
       const noise = sampleNoise(o.root, outerStep, K, o.thetaSize);
       // One episode length per outer step, shared by every particle so each unit runs it whole.
@@ -71,17 +71,20 @@ export function fullEsEstimator(o: FullEsEstimatorOptions): GradientEstimator {
         raw.push(finiteMean(out.rawLosses));
       }
       return {
-        grad: esGradient(deltas, noise, o.sigma, o.signScale),
-        metaLoss: lossSum / K,
-        innerLoss: finiteMean(raw),
-        innerSteps: 2 * K * steps,
+        result: { grad: esGradient(deltas, noise, o.sigma, o.signScale), metaLoss: lossSum / K, innerLoss: finiteMean(raw), innerSteps: 2 * K * steps },
+        state: EMPTY_STATE,
       };
     },
 
     // Nothing persists between outer steps: every draw is a function of (root, outer step).
-    snapshot: () => ({ json: {}, arrays: {} }),
-    restore: () => undefined,
+    init: () => EMPTY_STATE,
+    check: (state) => {
+      if (Object.keys(state.json).length > 0 || Object.keys(state.arrays).length > 0)
+        throw new Error(`full-es: expected an empty state (it carries nothing between steps)`);
+    },
     // Every estimate runs whole episodes from initialization: nothing to drop.
-    restart: () => undefined,
+    restart: () => EMPTY_STATE,
   };
 }
+
+const EMPTY_STATE: EstimatorState = Object.freeze({ json: Object.freeze({}), arrays: Object.freeze({}) }) as EstimatorState;

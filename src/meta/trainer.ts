@@ -16,7 +16,7 @@ import { printable } from '../text/printable.js';
 import { disposeState, stateLeaves, type StateTree } from '../tree/stateTree.js';
 import { buildEstimators } from './buildEstimators.js';
 import { acquireLock } from './runLock.js';
-import type { EstimateResult, GradientEstimator, UnitRunner } from './estimator.js';
+import type { EstimateResult, EstimatorState, GradientEstimator, UnitRunner } from './estimator.js';
 import type { MetaTrainListener } from './events.js';
 import { readContinuation, writeContinuation, type History, type Segment } from './continuation.js';
 import { recipeHash, type Recipe } from './recipe.js';
@@ -82,11 +82,19 @@ export interface MetaTrainResult {
   error?: Error;
 }
 
-interface OuterState {
+/**
+ * Everything a meta-training run carries from one outer step to the next, as plain data and the
+ * outer optimizer's state: a step that fails is simply not committed.
+ */
+interface RunState {
   step: number;
   theta: Float32Array;
   opt: OptimizerState;
+  /** Each estimator's worker state, in recipe order. */
+  estimators: EstimatorState[];
 }
+
+type OuterState = Omit<RunState, 'estimators'>;
 
 function outerOptimizer(recipe: Recipe): { opt: Optimizer; schedule: Schedule } {
   const o = recipe.outer;
@@ -149,7 +157,7 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
   const { opt, schedule } = outerOptimizer(recipe);
   const paths = runPaths(runDir);
 
-  let state: OuterState;
+  let state: RunState;
   let resumedFrom: string | null = null;
   let segments: Segment[] = [];
   const history: History = { metaLoss: [], metaGradNorm: [], seconds: [] };
@@ -158,11 +166,11 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
   }
   const continued = options.continuation !== undefined ? await readContinuation(options.continuation, lo, hash) : null;
   if (continued !== null) {
-    state = restoreOuter(continued.checkpoint, options.continuation!, lo, opt);
+    const outer = restoreOuter(continued.checkpoint, options.continuation!, lo, opt);
+    // As after a resample: every particle starts a new episode, desynchronized again.
+    state = { ...outer, estimators: estimators.map((e) => e.restart(e.init(), outer.step)) };
     segments = continued.segments;
     for (const key of ['metaLoss', 'metaGradNorm', 'seconds'] as const) history[key].push(...continued.history[key]);
-    // As after a resample: every particle starts a new episode, desynchronized again.
-    for (const e of estimators) e.restart(state.step);
     resumedFrom = options.continuation!;
     await trimMetrics(runDir, state.step);
   } else if (options.resume) {
@@ -177,7 +185,7 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
   } else {
     const theta0 = lo.initTheta(recipe.learnedOptimizer.initSeed ?? recipe.seed);
     if (recipe.learnedOptimizer.zeroOutput) zeroOutputLayer(lo, theta0);
-    state = { step: 0, theta: flattenTheta(lo, theta0), opt: opt.init(theta0) };
+    state = { step: 0, theta: flattenTheta(lo, theta0), opt: opt.init(theta0), estimators: estimators.map((e) => e.init()) };
     tf.dispose(Object.values(theta0));
     await trimMetrics(runDir, -1);
   }
@@ -213,7 +221,7 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
         seconds: stepSeconds.reduce((a, b) => a + b, 0),
         backend: options.backend,
       };
-      const outer = await toCheckpoint(state, lo, [], hash, recipe, options.backend, true);
+      const outer = await toCheckpoint({ ...state, estimators: [] }, lo, [], hash, recipe, options.backend, true);
       await writeContinuation(options.continuation, outer, [...segments, segment], history);
     }
     lastCheckpoint = path;
@@ -230,21 +238,18 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
         break;
       }
       const t0 = now();
-      // A step commits all estimators or none: if one fails after another advanced, roll back.
-      const before = estimators.map((e) => e.snapshot());
-      // allSettled: an estimator still running when another fails must finish before the rollback.
-      const settled = await Promise.allSettled(estimators.map((e) => e.estimate(state.theta, state.step, options.run)));
+      // Estimators take the state and return the next one: if any fails, nothing is committed
+      // (allSettled: one still running when another fails finishes before the run stops).
+      const settled = await Promise.allSettled(estimators.map((e, i) => e.estimate(state.theta, state.step, state.estimators[i]!, options.run)));
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) {
-        estimators.forEach((est, i) => est.restore(before[i]!));
-        throw failed.reason;
-      }
-      const results = settled.map((r) => (r as PromiseFulfilledResult<EstimateResult>).value);
+      if (failed) throw failed.reason;
+      const estimates = settled.map((r) => (r as PromiseFulfilledResult<{ result: EstimateResult; state: EstimatorState }>).value);
+      const results = estimates.map((e) => e.result);
       const grad = averageGradient(results, n);
       const metaLossRaw = results.reduce((s, r) => s + r.metaLoss, 0) / results.length;
       const metaLoss = Number.isFinite(metaLossRaw) ? metaLossRaw : NAN_META_LOSS;
       const outerLr = schedule(state.step);
-      state = outerUpdate(state, grad, lo, opt);
+      state = { ...outerUpdate(state, grad, lo, opt), estimators: estimates.map((e) => e.state) };
       const seconds = Math.max((now() - t0) / 1000, 1e-9);
       stepSeconds.push(seconds);
       history.metaLoss.push(metaLoss);
@@ -321,7 +326,7 @@ function outerUpdate(state: OuterState, grad: Float32Array, lo: LearnedOptimizer
 }
 
 async function toCheckpoint(
-  state: OuterState,
+  state: RunState,
   lo: LearnedOptimizer,
   estimators: GradientEstimator[],
   hash: string,
@@ -341,10 +346,9 @@ async function toCheckpoint(
     else arrays[`outer/${i}`] = leaf;
   });
   const estimatorJson: JsonValue[] = [];
-  estimators.forEach((e, i) => {
-    const snap = e.snapshot();
-    for (const [name, a] of Object.entries(snap.arrays)) arrays[`estimator-${i}/${name}`] = a;
-    estimatorJson.push(snap.json);
+  state.estimators.forEach((e, i) => {
+    for (const [name, a] of Object.entries(e.arrays)) arrays[`estimator-${i}/${name}`] = a;
+    estimatorJson.push(e.json);
   });
   ckpt.training = {
     arrays: flatTable(arrays),
@@ -367,7 +371,7 @@ function restore(
   opt: Optimizer,
   estimators: GradientEstimator[],
   hash: string,
-): OuterState {
+): RunState {
   const { path } = entry;
   const t = ckpt.training!;
   const s = t.state as { recipeHash?: unknown; estimators?: unknown; step?: unknown };
@@ -386,17 +390,18 @@ function restore(
   t.arrays.names.forEach((name, i) => (arrays[name] = t.arrays.data[i]!));
   const est = Array.isArray(s.estimators) ? s.estimators : [];
   if (est.length !== estimators.length) throw new Error(`it holds ${est.length} estimator states, the recipe has ${estimators.length}`);
-  // Estimators first: each validates before it changes anything, and a later fallback restores
-  // them all again; the outer state last, as it allocates tensors.
-  estimators.forEach((e, i) => {
+  // The estimators' states are checked first; the outer state last, as it allocates tensors.
+  const states = estimators.map((e, i): EstimatorState => {
     const prefix = `estimator-${i}/`;
     const own: Record<string, Float32Array> = {};
     for (const [name, a] of Object.entries(arrays)) if (name.startsWith(prefix)) own[name.slice(prefix.length)] = a;
     const json = est[i];
     if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`estimator ${i}: expected a state object`);
-    e.restore({ json, arrays: own });
+    const state = { json, arrays: own };
+    e.check(state);
+    return state;
   });
-  return restoreOuter(ckpt, path, lo, opt);
+  return { ...restoreOuter(ckpt, path, lo, opt), estimators: states };
 }
 
 /** Theta, the outer optimizer's state and the step, from a checkpoint or a continuation file. */

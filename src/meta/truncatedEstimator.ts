@@ -4,15 +4,7 @@
 // parallelism); a unit's task is drawn once from the family.
 import { Rng } from '../random/rng.js';
 import { esGradient, meanLoss, pesGradient, truncationDelta, type ParticleLosses } from './esGradient.js';
-import {
-  finiteMean,
-  perturbedThetas,
-  sampleNoise,
-  type EstimateResult,
-  type EstimatorOptions,
-  type EstimatorSnapshot,
-  type GradientEstimator,
-} from './estimator.js';
+import { finiteMean, perturbedThetas, sampleNoise, type EstimatorOptions, type EstimatorState, type GradientEstimator } from './estimator.js';
 import { printable } from '../text/printable.js';
 import { episodeLength, initialParticles, restartedParticles, type ParticleState } from './particles.js';
 import type { TruncationUnitOutput, UnitState } from './truncationUnit.js';
@@ -31,6 +23,14 @@ export interface TruncatedEstimatorOptions extends EstimatorOptions {
   lossWeighting?: 'uniform' | 'linear';
 }
 
+/** The truncated estimators' worker state, decoded from its plain form (EstimatorState). */
+interface Decoded {
+  particles: ParticleState[];
+  unitStates: (UnitState | null)[];
+  /** PES's per-particle sums of the noise since each episode's start [K, thetaSize]; empty for ES. */
+  accumulators: Float32Array;
+}
+
 export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstimator {
   const K = o.particles;
   const unitCount = Math.ceil(K / o.particlesPerUnit);
@@ -40,10 +40,79 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
     const from = u * o.particlesPerUnit;
     return { from, k: Math.min(o.particlesPerUnit, K - from) };
   });
-  let particles: ParticleState[] = initialParticles(o.root, K, o.lengths, o.initialOffset);
-  let unitStates: (UnitState | null)[] = units.map(() => null);
-  const accumulators = new Float32Array(K * o.thetaSize);
+  const accumulatorSize = o.kind === 'truncated-pes' ? K * o.thetaSize : 0;
   const firstTasks = [...new Set(units.map((_, u) => taskOf(u, 0)))];
+
+  /** The plain form: particles and per-unit layouts as JSON, every float array by name. */
+  const encode = (d: Decoded): EstimatorState => {
+    const arrays: Record<string, Float32Array> = {};
+    if (o.kind === 'truncated-pes') arrays['accumulators'] = d.accumulators;
+    d.unitStates.forEach((s, u) => {
+      if (s === null) return;
+      s.params.forEach((a, i) => (arrays[`unit-${u}/param-${i}`] = a));
+      s.optTensors.forEach((a, i) => (arrays[`unit-${u}/opt-${i}`] = a));
+    });
+    return {
+      json: {
+        particles: d.particles.map((p) => ({ ...p })),
+        units: d.unitStates.map((s) => (s === null ? null : { params: s.params.length, opt: s.optTensors.length, numbers: s.optNumbers.slice() })),
+      },
+      arrays,
+    };
+  };
+
+  /** The plain form read back, every field checked first (a resumed checkpoint is untrusted). */
+  const decode = (state: EstimatorState): Decoded => {
+    const json = state.json as { particles?: unknown; units?: unknown };
+    const ps = json.particles;
+    if (!Array.isArray(ps) || ps.length !== K) throw new Error(`${o.kind}: expected the state of ${K} particles, found ${describeList(ps)}`);
+    ps.forEach((p, i) => checkParticle(p, i));
+    const us = json.units;
+    if (!Array.isArray(us) || us.length !== unitCount) throw new Error(`${o.kind}: expected the state of ${unitCount} units, found ${describeList(us)}`);
+    const unitStates = us.map((entry, u): UnitState | null => {
+      if (entry === null) return null;
+      const e = entry as { params?: unknown; opt?: unknown; numbers?: unknown };
+      const count = (x: unknown, what: string): number => {
+        if (!Number.isSafeInteger(x) || (x as number) < 0 || (x as number) > MAX_UNIT_ARRAYS) {
+          throw new Error(`${o.kind}: unit ${u}: ${what} must be a count in [0, ${MAX_UNIT_ARRAYS}], found ${printable(String(x), 40)}`);
+        }
+        return x as number;
+      };
+      const numbers = e.numbers;
+      if (!Array.isArray(numbers) || numbers.length > MAX_UNIT_ARRAYS || !numbers.every((n) => typeof n === 'number' && Number.isFinite(n))) {
+        throw new Error(`${o.kind}: unit ${u}: numbers must be a list of at most ${MAX_UNIT_ARRAYS} finite numbers`);
+      }
+      const get = (name: string) => {
+        const a = state.arrays[name];
+        if (a === undefined) throw new Error(`${o.kind}: checkpoint is missing array '${name}'`);
+        return a;
+      };
+      return {
+        params: Array.from({ length: count(e.params, 'params') }, (_, i) => get(`unit-${u}/param-${i}`)),
+        optTensors: Array.from({ length: count(e.opt, 'opt') }, (_, i) => get(`unit-${u}/opt-${i}`)),
+        optNumbers: numbers.slice() as number[],
+      };
+    });
+    const acc = state.arrays['accumulators'];
+    if (o.kind === 'truncated-pes' && (acc === undefined || acc.length !== accumulatorSize)) {
+      throw new Error(`${o.kind}: checkpoint accumulators do not match (${acc?.length ?? 'none'} values, expected ${accumulatorSize})`);
+    }
+    return { particles: (ps as ParticleState[]).map((p) => ({ ...p })), unitStates, accumulators: acc ?? new Float32Array(0) };
+  };
+
+  /** A particle as this estimator would have left it: its episode's length is the one its seeds draw. */
+  const checkParticle = (p: unknown, i: number): void => {
+    const q = p as Partial<ParticleState> | null;
+    const fields = typeof q === 'object' && q !== null ? [q.episode, q.step, q.length] : [];
+    if (fields.length !== 3 || !fields.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) {
+      throw new Error(`${o.kind}: particle ${i}: episode, step and length must be non-negative integers`);
+    }
+    const { episode, step, length } = q as ParticleState;
+    const expected = episodeLength(o.root, i, episode, o.lengths);
+    if (length !== expected) throw new Error(`${o.kind}: particle ${i}: episode ${episode} is ${expected} steps long, the state says ${length}`);
+    // step = length: the episode just ended; the particle restarts at its next truncation.
+    if (step > length) throw new Error(`${o.kind}: particle ${i}: step ${step} is past the end of its ${length}-step episode`);
+  };
 
   return {
     label:
@@ -51,8 +120,34 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
         ? `${o.kind} ${o.family.name} (task drawn per unit every ${o.resampleEvery} steps)`
         : `${o.kind} ${firstTasks.length === 1 ? firstTasks[0] : `${o.family.name} (${firstTasks.length} tasks)`}`,
 
-    async estimate(theta, outerStep, run): Promise<EstimateResult> {
+    init: () =>
+      encode({
+        particles: initialParticles(o.root, K, o.lengths, o.initialOffset),
+        unitStates: units.map(() => null),
+        accumulators: new Float32Array(accumulatorSize),
+      }),
+
+    check: (state) => void decode(state),
+
+    restart(state, outerStep) {
+      // Episode numbers from the outer step, so the draws differ from the start's (a later clash
+      // with a natural episode number would only repeat one draw).
+      const { particles } = decode(state);
+      return encode({
+        particles: restartedParticles(
+          o.root,
+          particles.map((p) => ({ ...p, episode: outerStep })),
+          o.lengths,
+          o.initialOffset,
+        ),
+        unitStates: units.map(() => null),
+        accumulators: new Float32Array(accumulatorSize),
+      });
+    },
+
+    async estimate(theta, outerStep, state, run) {
       if (theta.length !== o.thetaSize) throw new Error(`${o.kind}: theta has ${theta.length} values, expected ${o.thetaSize}`);
+      let { particles, unitStates } = decode(state);
       if (outerStep > 0 && draw(outerStep) !== draw(outerStep - 1)) {
         // A new task per unit: every particle starts a new episode, desynchronized as at the start.
         particles = restartedParticles(o.root, particles, o.lengths, o.initialOffset);
@@ -92,103 +187,15 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
         }
         raw.push(finiteMean(out.rawLosses));
       });
-      // Commit the new state only once every unit has succeeded: a failed step changes nothing.
-      particles = outputs.flatMap((out) => out.particleStates);
-      unitStates = outputs.map((out) => out.state);
+      // PES sums the noise into a copy: the state passed in stays as it was.
+      const accumulators = o.kind === 'truncated-pes' ? state.arrays['accumulators']!.slice() : new Float32Array(0);
       const grad = o.kind === 'truncated-pes' ? pesGradient(losses, noise, accumulators, o.sigma) : esGradient(losses.map(truncationDelta), noise, o.sigma);
-      return { grad, metaLoss: meanLoss(losses), innerLoss: finiteMean(raw), innerSteps: 2 * K * o.truncationLength };
-    },
-
-    snapshot(): EstimatorSnapshot {
-      const arrays: Record<string, Float32Array> = {};
-      if (o.kind === 'truncated-pes') arrays['accumulators'] = accumulators.slice();
-      const numbers: (number[] | null)[] = [];
-      unitStates.forEach((s, u) => {
-        if (s === null) {
-          numbers.push(null);
-          return;
-        }
-        s.params.forEach((a, i) => (arrays[`unit-${u}/param-${i}`] = a));
-        s.optTensors.forEach((a, i) => (arrays[`unit-${u}/opt-${i}`] = a));
-        numbers.push(s.optNumbers);
-      });
       return {
-        json: {
-          particles: particles.map((p) => ({ ...p })),
-          units: numbers.map((n, u) => (n === null ? null : { params: unitStates[u]!.params.length, opt: unitStates[u]!.optTensors.length, numbers: n })),
-        },
-        arrays,
+        result: { grad, metaLoss: meanLoss(losses), innerLoss: finiteMean(raw), innerSteps: 2 * K * o.truncationLength },
+        state: encode({ particles: outputs.flatMap((out) => out.particleStates), unitStates: outputs.map((out) => out.state), accumulators }),
       };
     },
-
-    restart(outerStep) {
-      // Episode numbers from the outer step, so the draws differ from the start's (a later clash
-      // with a natural episode number would only repeat one draw).
-      particles = restartedParticles(
-        o.root,
-        particles.map((p) => ({ ...p, episode: outerStep })),
-        o.lengths,
-        o.initialOffset,
-      );
-      unitStates = units.map(() => null);
-      accumulators.fill(0);
-    },
-
-    restore(snapshot) {
-      // Everything is checked before anything changes: a refused state leaves the estimator as it was.
-      const json = snapshot.json as { particles?: unknown; units?: unknown };
-      const ps = json.particles;
-      if (!Array.isArray(ps) || ps.length !== K) throw new Error(`${o.kind}: expected the state of ${K} particles, found ${describeList(ps)}`);
-      ps.forEach((p, i) => checkParticle(p, i));
-      const us = json.units;
-      if (!Array.isArray(us) || us.length !== unitCount) throw new Error(`${o.kind}: expected the state of ${unitCount} units, found ${describeList(us)}`);
-      const restored = us.map((entry, u): UnitState | null => {
-        if (entry === null) return null;
-        const e = entry as { params?: unknown; opt?: unknown; numbers?: unknown };
-        const count = (x: unknown, what: string): number => {
-          if (!Number.isSafeInteger(x) || (x as number) < 0 || (x as number) > MAX_UNIT_ARRAYS) {
-            throw new Error(`${o.kind}: unit ${u}: ${what} must be a count in [0, ${MAX_UNIT_ARRAYS}], found ${printable(String(x), 40)}`);
-          }
-          return x as number;
-        };
-        const numbers = e.numbers;
-        if (!Array.isArray(numbers) || numbers.length > MAX_UNIT_ARRAYS || !numbers.every((n) => typeof n === 'number' && Number.isFinite(n))) {
-          throw new Error(`${o.kind}: unit ${u}: numbers must be a list of at most ${MAX_UNIT_ARRAYS} finite numbers`);
-        }
-        const get = (name: string) => {
-          const a = snapshot.arrays[name];
-          if (a === undefined) throw new Error(`${o.kind}: checkpoint is missing array '${name}'`);
-          return a;
-        };
-        return {
-          params: Array.from({ length: count(e.params, 'params') }, (_, i) => get(`unit-${u}/param-${i}`)),
-          optTensors: Array.from({ length: count(e.opt, 'opt') }, (_, i) => get(`unit-${u}/opt-${i}`)),
-          optNumbers: numbers.slice() as number[],
-        };
-      });
-      const acc = snapshot.arrays['accumulators'];
-      if (o.kind === 'truncated-pes' && (acc === undefined || acc.length !== accumulators.length)) {
-        throw new Error(`${o.kind}: checkpoint accumulators do not match (${acc?.length ?? 'none'} values, expected ${accumulators.length})`);
-      }
-      if (acc !== undefined && o.kind === 'truncated-pes') accumulators.set(acc);
-      particles = (ps as ParticleState[]).map((p) => ({ ...p }));
-      unitStates = restored;
-    },
   };
-
-  /** A particle as this estimator would have left it: its episode's length is the one its seeds draw. */
-  function checkParticle(p: unknown, i: number): void {
-    const q = p as Partial<ParticleState> | null;
-    const fields = typeof q === 'object' && q !== null ? [q.episode, q.step, q.length] : [];
-    if (fields.length !== 3 || !fields.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) {
-      throw new Error(`${o.kind}: particle ${i}: episode, step and length must be non-negative integers`);
-    }
-    const { episode, step, length } = q as ParticleState;
-    const expected = episodeLength(o.root, i, episode, o.lengths);
-    if (length !== expected) throw new Error(`${o.kind}: particle ${i}: episode ${episode} is ${expected} steps long, the state says ${length}`);
-    // step = length: the episode just ended; the particle restarts at its next truncation.
-    if (step > length) throw new Error(`${o.kind}: particle ${i}: step ${step} is past the end of its ${length}-step episode`);
-  }
 }
 
 /** Arrays or numbers one unit's saved state may hold (a task's tensors plus its optimizer's). */
