@@ -219,6 +219,24 @@ describe('truncated PES', () => {
     expect(Array.from(est.state().arrays['accumulators']!)).not.toEqual([0, 0]);
   });
 
+  it('is pure: the state passed in is not changed, and the same state gives the same estimate and next state', async () => {
+    const est = pes('pes-pure', 2);
+    let state = est.init();
+    for (let j = 0; j < 3; j++) state = (await est.estimate(THETA, j, state, run)).state;
+    const frozen = structuredClone(state);
+    const a = await est.estimate(THETA, 3, state, run);
+    expect(state).toEqual(frozen);
+    const b = await est.estimate(THETA, 3, state, run);
+    expect(Array.from(b.result.grad)).toEqual(Array.from(a.result.grad));
+    expect(b.state).toEqual(a.state);
+    expect(a.state).not.toEqual(state);
+    // A state it could not have produced is refused by name.
+    expect(() => est.check({ ...state, json: { ...state.json, particles: [] } })).toThrow(
+      'truncated-pes: expected the state of 2 particles, found a list of 0',
+    );
+    expect(() => est.check(est.restart(state, 9))).not.toThrow();
+  });
+
   it('does not leak tensors over many truncations', async () => {
     const est = stateful(pes('pes-leak', 2));
     await est.estimate(THETA, 0, run);
