@@ -225,6 +225,31 @@ describe('MetaTrainer', () => {
     }
   });
 
+  it("resumes with the run folder's own recipe.json even when the original recipe left fields to their defaults", async () => {
+    // `lopt meta-train --resume DIR` reads DIR/recipe.json, where every key is written out; the
+    // recipe hash must not depend on which keys the original file gave.
+    const sparse = parseRecipe(
+      {
+        name: 'sparse',
+        seed: 3,
+        learnedOptimizer: { arch: 'mlp_lopt', config: { hiddenSize: 8 } },
+        estimators: [
+          { type: 'truncated-pes', family: { type: 'fixed', task: 'quadratic-d4-k10' }, particles: 4, truncationLength: 5, episodeLength: { steps: 10 } },
+        ],
+        outerSteps: 4,
+        outer: { peakLr: 0.01 },
+        checkpoint: { everySteps: 2 },
+      },
+      'sparse',
+    );
+    const runDir = join(dir, 'sparse');
+    await train(runDir, sparse, { stopAfter: 2 });
+    const { recipe: fromFolder } = await loadRecipe(runPaths(runDir).recipe);
+    const { result, events } = await train(runDir, fromFolder, { resume: true });
+    expect(events.find((e) => e.type === 'run-start')).toMatchObject({ startStep: 2 });
+    expect(result.status).toBe('done');
+  });
+
   it('refuses to resume from a folder with no checkpoint, or from another recipe', async () => {
     await mkdir(join(dir, 'empty'), { recursive: true });
     await expect(train(join(dir, 'empty'), recipe(), { resume: true })).rejects.toThrow(/holds no checkpoint/);

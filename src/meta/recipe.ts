@@ -178,5 +178,10 @@ export async function loadRecipe(path: string): Promise<{ recipe: Recipe; text: 
 
 /** Identity of a recipe's content (after defaults): a resumed run must use the recipe it started with. */
 export function recipeHash(recipe: Recipe): string {
-  return createHash('sha256').update(JSON.stringify(recipe)).digest('hex').slice(0, 16);
+  // The schema's output lists defaulted keys after given ones, so the same recipe parsed from its
+  // file and from the run folder's recipe.json (every key given) could serialize in two orders:
+  // hash the form a round trip through JSON gives, which is the same for both (and unchanged for
+  // every shipped recipe, whose files give the keys in schema order).
+  const canonical = recipeSchema.parse(JSON.parse(JSON.stringify(recipe)));
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 16);
 }
