@@ -152,4 +152,32 @@ describe('model card', () => {
     );
     expect(existsSync(join(dir, 'out2', 'mulo-test.lopt'))).toBe(false);
   });
+  it('a run continued over machines: history and every segment from its continuation file, and a selected snapshot shipped', async () => {
+    const run = async (i: Parameters<typeof runTruncationUnit>[0]) => runTruncationUnit(i);
+    const file = join(dir, 'continued.lopt');
+    const r = recipe('card-continued', 6);
+    // Two machines: the first stops after 4 steps (its run folder is gone), the second finishes.
+    await metaTrain({ recipe: r, runDir: join(dir, 'machine-a'), run, workers: 0, backend: 'wasm', continuation: file, stopAfter: 4, snapshotEvery: 2 });
+    const runDir = join(dir, 'machine-b');
+    await metaTrain({ recipe: r, runDir, run, workers: 0, backend: 'wasm', continuation: file, snapshotEvery: 2 });
+    const lastFolderSteps = (await readFile(join(runDir, 'metrics.jsonl'), 'utf8')).trim().split('\n').length;
+    expect(lastFolderSteps).toBe(2); // the last folder saw steps 5 and 6 only: the card needs the continuation's history
+    const snapshot = join(dir, 'continued.snapshots', 'step-00000004.lopt');
+    const out = join(dir, 'out-continued');
+    const { card, checkpoint } = await writeModelCard({ name: 'continued-test', runDir, continuation: file, theta: snapshot, outDir: out });
+    expect(card).toMatch(/\| wall time \(sum of outer-step times\) \| \d+ min, in 2 segments \(below\) \|/);
+    expect(card).toMatch(/\| 1 \| [0-9a-f]{7,12}|unknown \| 0 → 4 \|/);
+    expect(card).toMatch(/\| 2 \| ([0-9a-f]{7,12}|unknown) \| 4 → 6 \| \d+ min \| wasm \|/);
+    expect(card).toContain('| shipped theta | outer step 4 (chosen by model selection, `lopt select`) |');
+    expect(card).toContain(`--continuation ${file}`);
+    const shipped = await loadLearnedOptimizer(checkpoint);
+    const chosen = await loadLearnedOptimizer(snapshot);
+    expect(Array.from(shipped.theta['mlp/w0']!.dataSync())).toEqual(Array.from(chosen.theta['mlp/w0']!.dataSync()));
+    // The first steps recorded in the checkpoint are the continuation's, from step 1.
+    const evalSection = (shipped.checkpoint.eval as { metaTraining: { firstSteps: { step: number }[] } }).metaTraining;
+    expect(evalSection.firstSteps.map((f) => f.step)).toEqual([1, 2, 3]);
+    await expect(writeModelCard({ name: 'x', runDir: join(dir, 'machine-a'), continuation: join(dir, 'nope.lopt'), outDir: out })).rejects.toThrow(
+      /does not exist/,
+    );
+  });
 });

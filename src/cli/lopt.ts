@@ -185,21 +185,51 @@ program
   .description("ship a finished meta-training run: its theta as <out>/<name>.lopt and a model card <name>.md built from the run's files and a bench")
   .requiredOption('--name <name>', 'shipped name, e.g. mulo-mnist')
   .requiredOption('--run <runDir>', 'the finished meta-training run folder')
+  .option('--continuation <file>', "the run's continuation file, when it was continued over machines (its history and segments go in the card)")
+  .option('--theta <file>', "ship this theta (e.g. the snapshot lopt select chose) instead of the run's final one")
   .option('--twin-name <name>', "the SP twin's shipped name")
   .option('--twin <runDir>', "the SP twin's run folder")
+  .option('--twin-continuation <file>', "the SP twin's continuation file")
+  .option('--twin-theta <file>', "the SP twin's theta to ship")
   .option('--bench <dir>', 'a lopt bench output folder whose results include lopt:<name>')
   .option('--out <dir>', "where to write (default: the package's checkpoints/ folder)")
-  .action(async (o: { name: string; run: string; twinName?: string; twin?: string; bench?: string; out?: string }) => {
-    if ((o.twin === undefined) !== (o.twinName === undefined)) throw new Error('card: --twin and --twin-name go together');
-    const { checkpoint } = await writeModelCard({
-      name: o.name,
-      runDir: o.run,
-      outDir: o.out ?? shippedCheckpointDir(),
-      ...(o.twin && o.twinName ? { twin: { name: o.twinName, runDir: o.twin } } : {}),
-      ...(o.bench ? { benchDir: o.bench } : {}),
-    });
-    console.log(`wrote ${checkpoint} and its card`);
-  });
+  .action(
+    async (o: {
+      name: string;
+      run: string;
+      continuation?: string;
+      theta?: string;
+      twinName?: string;
+      twin?: string;
+      twinContinuation?: string;
+      twinTheta?: string;
+      bench?: string;
+      out?: string;
+    }) => {
+      if ((o.twin === undefined) !== (o.twinName === undefined)) throw new Error('card: --twin and --twin-name go together');
+      if (o.twin === undefined && (o.twinContinuation !== undefined || o.twinTheta !== undefined))
+        throw new Error('card: --twin-continuation and --twin-theta need --twin');
+      const { checkpoint } = await writeModelCard({
+        name: o.name,
+        runDir: o.run,
+        ...(o.continuation ? { continuation: o.continuation } : {}),
+        ...(o.theta ? { theta: o.theta } : {}),
+        outDir: o.out ?? shippedCheckpointDir(),
+        ...(o.twin && o.twinName
+          ? {
+              twin: {
+                name: o.twinName,
+                runDir: o.twin,
+                ...(o.twinContinuation ? { continuation: o.twinContinuation } : {}),
+                ...(o.twinTheta ? { theta: o.twinTheta } : {}),
+              },
+            }
+          : {}),
+        ...(o.bench ? { benchDir: o.bench } : {}),
+      });
+      console.log(`wrote ${checkpoint} and its card`);
+    },
+  );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // Every error that ends a command reaches the terminal here, escaped whatever input it echoes.

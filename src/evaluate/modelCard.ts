@@ -10,6 +10,8 @@ import type { Checkpoint, JsonValue } from '../checkpoint/format.js';
 import { familyFromSpec } from '../../tasks/families.js';
 import { loadRecipe, recipeHash, type Recipe } from '../meta/recipe.js';
 import { runPaths } from '../meta/runDir.js';
+import { readContinuation, type Segment } from '../meta/continuation.js';
+import { createLearnedOptimizer } from '../lopt/registry.js';
 import { renderSvg } from './report/renderSvg.js';
 import { formatLoss } from './report/format.js';
 import { axisSummaries, evaluationRows, twinRows } from './cardEvaluation.js';
@@ -18,7 +20,16 @@ import type { BenchResults } from './results.js';
 export interface CardRun {
   /** Shipped name, e.g. 'mulo-mnist' (checkpoints/<name>.lopt). */
   name: string;
+  /** The run folder of the run's last segment (its recipe.json and final theta). */
   runDir: string;
+  /**
+   * The continuation file of a run continued over several machines (`meta-train --continuation`):
+   * the card then takes the per-step history and every segment (commit, steps, wall time) from it,
+   * rather than the last run folder's metrics.
+   */
+  continuation?: string;
+  /** Ship this theta (e.g. the snapshot `lopt select` chose) instead of the run's final one. */
+  theta?: string;
 }
 
 export interface ModelCardOptions extends CardRun {
@@ -78,13 +89,42 @@ function trainingDistribution(recipe: Recipe): string[] {
 async function runSummary(run: CardRun) {
   const { recipe } = await loadRecipe(runPaths(run.runDir).recipe);
   await checkCommittedRecipe(run.runDir, recipe);
-  const metrics = await readMetrics(run.runDir);
-  if (metrics.length === 0 || metrics.at(-1)!.step !== recipe.outerSteps) {
-    throw new Error(`card: ${run.runDir} has not finished (${metrics.at(-1)?.step ?? 0} of ${recipe.outerSteps} outer steps); resume it first`);
+  let metrics: MetricsLine[];
+  let segments: Segment[] = [];
+  if (run.continuation !== undefined) {
+    const lo = createLearnedOptimizer(recipe.learnedOptimizer.arch, recipe.learnedOptimizer.config);
+    const continued = await readContinuation(run.continuation, lo, recipeHash(recipe));
+    if (continued === null) throw new Error(`card: continuation file ${run.continuation} does not exist`);
+    const h = continued.history;
+    metrics = h.metaLoss.map((metaLoss, i) => ({ step: i + 1, metaLoss, metaGradNorm: h.metaGradNorm[i]!, seconds: h.seconds[i]! }));
+    segments = continued.segments;
+  } else {
+    metrics = await readMetrics(run.runDir);
   }
-  const theta = await loadCheckpoint(runPaths(run.runDir).theta);
-  const seconds = metrics.reduce((s, m) => s + m.seconds, 0);
-  return { run, recipe, metrics, theta, seconds };
+  const source = run.continuation ?? run.runDir;
+  if (metrics.length === 0 || metrics.at(-1)!.step !== recipe.outerSteps) {
+    throw new Error(`card: ${source} has not finished (${metrics.at(-1)?.step ?? 0} of ${recipe.outerSteps} outer steps); continue it first`);
+  }
+  const theta = await loadCheckpoint(run.theta ?? runPaths(run.runDir).theta);
+  if (theta.arch !== recipe.learnedOptimizer.arch)
+    throw new Error(`card: ${run.theta} holds a ${theta.arch}, the recipe trains a ${recipe.learnedOptimizer.arch}`);
+  const seconds = segments.length > 0 ? segments.reduce((t, g) => t + g.seconds, 0) : metrics.reduce((t, m) => t + m.seconds, 0);
+  return { run, recipe, metrics, theta, seconds, segments };
+}
+
+/** The segments of a continued run: where and how long each stretch of meta-training ran. */
+function segmentLines(segments: Segment[]): string[] {
+  if (segments.length === 0) return [];
+  return [
+    '| segment | commit | outer steps | wall time | backend |',
+    '| ---: | :--- | :--- | ---: | :--- |',
+    ...segments.map((g, i) => `| ${i + 1} | ${g.commit.slice(0, 12)} | ${g.fromStep} → ${g.toStep} | ${hours(g.seconds)} | ${g.backend} |`),
+    '',
+  ];
+}
+
+function continuationFlag(s: { run: CardRun }): string {
+  return s.run.continuation === undefined ? '' : ` --continuation ${s.run.continuation}`;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -142,8 +182,8 @@ function reproduceLines(o: ModelCardOptions, main: RunSummary, twin: RunSummary 
   ].join('');
   return [
     '```sh',
-    `npx lopt meta-train --recipe meta-train/${main.recipe.name}.json --workers 1 --out ${runOf(main)}`,
-    ...(twin ? [`npx lopt meta-train --recipe meta-train/${twin.recipe.name}.json --workers 1 --out ${runOf(twin)}`] : []),
+    `npx lopt meta-train --recipe meta-train/${main.recipe.name}.json --workers 1 --out ${runOf(main)}${continuationFlag(main)}`,
+    ...(twin ? [`npx lopt meta-train --recipe meta-train/${twin.recipe.name}.json --workers 1 --out ${runOf(twin)}${continuationFlag(twin)}`] : []),
     ...(results
       ? [
           `npx lopt bench --suite ${results.suite} --optimizers ${results.optimizers.join(',')} --budget ${results.budget} --seeds ${results.seeds} --out ${benchOut}`,
@@ -297,7 +337,10 @@ async function writeOne(
     `| commit | ${p.gitCommit ?? 'unknown'} |`,
     `| backend | ${p.backend ?? 'unknown'} |`,
     `| outer steps | ${s.recipe.outerSteps} |`,
-    `| wall time (sum of outer-step times) | ${hours(s.seconds)} |`,
+    ...(s.theta.provenance.outerStep !== undefined && s.theta.provenance.outerStep !== s.recipe.outerSteps
+      ? [`| shipped theta | outer step ${s.theta.provenance.outerStep} (chosen by model selection, \`lopt select\`) |`]
+      : []),
+    `| wall time (sum of outer-step times) | ${hours(s.seconds)}${s.segments.length > 0 ? `, in ${s.segments.length} segment${s.segments.length > 1 ? 's' : ''} (below)` : ''} |`,
     `| outer step time, median / min | ${median(s.metrics.map((m) => m.seconds)).toFixed(1)} s / ${Math.min(...s.metrics.map((m) => m.seconds)).toFixed(1)} s |`,
     `| meta-loss, mean of the first / last 50 outer steps | ${formatLoss(first50)} / ${formatLoss(last50)} |`,
     `| outer optimizer | AdamW, lr ${s.recipe.outer.peakLr} → ${s.recipe.outer.endLr} (warmup ${s.recipe.outer.warmupSteps}), weight decay ${s.recipe.outer.weightDecay}, meta-gradient clipped to norm ${s.recipe.outer.clipGlobalNorm} |`,
@@ -307,6 +350,7 @@ async function writeOne(
         ]
       : []),
     '',
+    ...segmentLines(s.segments),
     `![meta-loss](${plot.file})`,
     '',
     'The meta-training distribution (the generalization suite below measures everything else):',
