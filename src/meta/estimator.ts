@@ -60,6 +60,23 @@ export interface GradientEstimator {
 }
 
 /**
+ * A unit's losses laid out [T, 2k] — step-major, and within a step particle j's positive member
+ * at 2j and its negative member at 2j + 1 — as each particle's two loss curves over the T steps.
+ */
+export function pairCurves(losses: Float32Array, k: number, T: number): { positive: Float64Array; negative: Float64Array }[] {
+  if (losses.length !== T * 2 * k) throw new Error(`unit losses: ${losses.length} values, expected [${T}, ${2 * k}]`);
+  return Array.from({ length: k }, (_, j) => {
+    const positive = new Float64Array(T);
+    const negative = new Float64Array(T);
+    for (let t = 0; t < T; t++) {
+      positive[t] = losses[t * 2 * k + 2 * j]!;
+      negative[t] = losses[t * 2 * k + 2 * j + 1]!;
+    }
+    return { positive, negative };
+  });
+}
+
+/**
  * Antithetic noise for an outer step: ε ~ N(0, I) [K, n], particle i's row from its own stream, so
  * the noise does not depend on how particles are grouped.
  */

@@ -4,7 +4,7 @@
 import { Rng } from '../random/rng.js';
 import type { Split } from '../../tasks/types.js';
 import { esGradient } from './esGradient.js';
-import { finiteMean, perturbedThetas, sampleNoise, type EstimatorOptions, type EstimatorState, type GradientEstimator } from './estimator.js';
+import { finiteMean, pairCurves, perturbedThetas, sampleNoise, type EstimatorOptions, type EstimatorState, type GradientEstimator } from './estimator.js';
 import { episodeLength } from './particles.js';
 
 export type FullEsMetaLoss = 'mean' | 'last' | 'last-fresh';
@@ -54,20 +54,19 @@ export function fullEsEstimator(o: FullEsEstimatorOptions): GradientEstimator {
       let lossSum = 0;
       const raw: number[] = [];
       for (const out of outputs) {
-        const k = out.resetStep.length;
-        for (let j = 0; j < k; j++) {
-          const score = (m: number): number => {
+        pairCurves(out.losses, out.resetStep.length, steps).forEach((curves, j) => {
+          const score = (curve: Float64Array, m: number): number => {
             if (o.metaLoss === 'last-fresh') return out.finalLosses![m]!;
-            if (o.metaLoss === 'last') return out.losses[(steps - 1) * 2 * k + m]!;
+            if (o.metaLoss === 'last') return curve[steps - 1]!;
             let s = 0;
-            for (let t = 0; t < steps; t++) s += out.losses[t * 2 * k + m]!;
+            for (let t = 0; t < steps; t++) s += curve[t]!;
             return s / steps;
           };
-          const pos = score(2 * j);
-          const neg = score(2 * j + 1);
+          const pos = score(curves.positive, 2 * j);
+          const neg = score(curves.negative, 2 * j + 1);
           deltas.push(pos - neg);
           lossSum += (pos + neg) / 2;
-        }
+        });
         raw.push(finiteMean(out.rawLosses));
       }
       return {

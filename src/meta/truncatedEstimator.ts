@@ -4,7 +4,7 @@
 // parallelism); a unit's task is drawn once from the family.
 import { Rng } from '../random/rng.js';
 import { esGradient, meanLoss, pesGradient, truncationDelta, type ParticleLosses } from './esGradient.js';
-import { finiteMean, perturbedThetas, sampleNoise, type EstimatorOptions, type EstimatorState, type GradientEstimator } from './estimator.js';
+import { finiteMean, pairCurves, perturbedThetas, sampleNoise, type EstimatorOptions, type EstimatorState, type GradientEstimator } from './estimator.js';
 import { printable } from '../text/printable.js';
 import { episodeLength, initialParticles, restartedParticles, type ParticleState } from './particles.js';
 import type { TruncationUnitOutput, UnitState } from './truncationUnit.js';
@@ -174,17 +174,7 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
       const losses: ParticleLosses[] = [];
       const raw: number[] = [];
       outputs.forEach((out, ui) => {
-        const k = units[ui]!.k;
-        const T = o.truncationLength;
-        for (let j = 0; j < k; j++) {
-          const positive = new Float64Array(T);
-          const negative = new Float64Array(T);
-          for (let t = 0; t < T; t++) {
-            positive[t] = out.losses[t * 2 * k + 2 * j]!;
-            negative[t] = out.losses[t * 2 * k + 2 * j + 1]!;
-          }
-          losses.push({ positive, negative, resetStep: out.resetStep[j]! });
-        }
+        pairCurves(out.losses, units[ui]!.k, o.truncationLength).forEach((curves, j) => losses.push({ ...curves, resetStep: out.resetStep[j]! }));
         raw.push(finiteMean(out.rawLosses));
       });
       // PES sums the noise into a copy: the state passed in stays as it was.
