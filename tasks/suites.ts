@@ -1,9 +1,9 @@
-import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { plainText } from '../src/text/plainText.js';
 import { printable } from '../src/text/printable.js';
 import { issueText } from '../src/schema/parseOptions.js';
+import { readInputText } from '../src/schema/inputFile.js';
 import { taskFromName } from './registry.js';
 
 export const SUITE_AXES = ['baseline', 'width', 'depth', 'horizon', 'batch', 'dataset', 'architecture', 'synthetic'] as const;
@@ -46,11 +46,10 @@ export function parseSuite(json: unknown, source = 'suite'): Suite {
 
 /** Reads a suite file (untrusted input: size-capped, JSON-parsed, validated). */
 export function loadSuite(path: string): Suite {
-  const size = statSync(path).size;
-  if (size > MAX_SUITE_BYTES) throw new Error(`${path}: ${size} bytes; a suite file may hold at most ${MAX_SUITE_BYTES}`);
+  const text = readInputText(path, 'suite', MAX_SUITE_BYTES);
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
   }

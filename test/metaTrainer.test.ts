@@ -358,6 +358,11 @@ describe('recipes', () => {
     }
     expect((await loadRecipe('meta-train/mulo-m.json')).recipe.estimators.map((e) => (e.family as { widths: number[] }).widths)).toEqual([[32], [64], [128]]);
     await expect(loadRecipe('meta-train/nope.json')).rejects.toThrow(/recipe meta-train\/nope\.json: cannot be read \(ENOENT\)/);
+    // A device or a huge file is refused before a byte is read (it used to be read until memory ran out).
+    await expect(loadRecipe('/dev/zero')).rejects.toThrow('recipe /dev/zero: not a regular file');
+    const big = join(dir, 'big.json');
+    await writeFile(big, ' '.repeat((1 << 20) + 1));
+    await expect(loadRecipe(big)).rejects.toThrow(`recipe ${big}: 1048577 bytes; a recipe file may hold at most 1048576`);
   });
 
   it('accepts a minimal recipe and fills the documented defaults', () => {

@@ -25,6 +25,11 @@ const LR: Record<string, number> = {
 const MUP_LR: Record<string, number> = { mlp: 0.1, conv: 0.3, transformer: 1e-2 };
 
 describe('shipped suites', () => {
+  it('a suite path that is not a small regular file is refused before it is read', () => {
+    expect(() => loadSuite('/dev/zero')).toThrow('suite /dev/zero: not a regular file');
+    expect(() => loadSuite('/no/such/suite.json')).toThrow('suite /no/such/suite.json: cannot be read (ENOENT)');
+  });
+
   it('smoke and generalization load and name only buildable tasks', () => {
     const smoke = loadSuite(shippedSuitePath('smoke'));
     const gen = loadSuite(shippedSuitePath('generalization'));

@@ -1,7 +1,6 @@
 // Meta-training recipes (meta-train/*.json): everything a run needs, validated before any work.
 // A recipe file is untrusted input: errors name the field path, the bad value and what is allowed.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { z } from 'zod';
 import { createLearnedOptimizer } from '../lopt/registry.js';
@@ -10,6 +9,7 @@ import { taskFromName } from '../../tasks/registry.js';
 import { printable } from '../text/printable.js';
 import { plainText } from '../text/plainText.js';
 import { issueText } from '../schema/parseOptions.js';
+import { readInputText } from '../schema/inputFile.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -158,14 +158,12 @@ export function parseRecipe(value: unknown, source: string): Recipe {
   return recipe;
 }
 
-/** Reads and validates a recipe file. */
+/** Recipes are a few KB; the cap keeps a wrong path (a device, a data file) from being read at all. */
+const MAX_RECIPE_BYTES = 1 << 20;
+
+/** Reads and validates a recipe file (untrusted input: a regular file of at most 1 MiB). */
 export async function loadRecipe(path: string): Promise<{ recipe: Recipe; text: string }> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new Error(`recipe ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readInputText(path, 'recipe', MAX_RECIPE_BYTES);
   let json: unknown;
   try {
     json = JSON.parse(text);
