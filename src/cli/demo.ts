@@ -74,7 +74,7 @@ export function demoOptimizers(opts: { steps: number; seed: number; optimizers?:
       const { value, grads } = grad(Object.values(params));
       const g: Params = {};
       Object.keys(params).forEach((key, i) => (g[key] = grads[i]!));
-      ({ params, state } = opt.step(params, g, state));
+      ({ params, state } = opt.step(params, g, state, { loss: value }));
       if (k === 0) first = value.dataSync()[0]!;
       if (k === opts.steps - 1) last = value.dataSync()[0]!;
       tf.dispose([value, grads]);

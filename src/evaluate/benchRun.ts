@@ -93,7 +93,7 @@ export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput
       const { losses: value, grads } = lossAndGrads(task, params, batch);
       tf.dispose(Object.values(batch));
       rows.push(value);
-      ({ params, state } = opt.step(params, grads, state));
+      ({ params, state } = opt.step(params, grads, state, { loss: value }));
       tf.dispose(Object.values(grads));
     }
     const stacked = tf.stack(rows);

@@ -70,12 +70,15 @@ export function mergedShape(shape: readonly number[], [d1, d0]: [number, number]
   return { shape: out, d1: m1, d0: m0 };
 }
 
-/** Which accumulators/features an architecture uses. */
-export type FeatureKind = 'momentum' | 'adafactor';
+/**
+ * Which accumulators/features an architecture uses: MLPLOpt's momenta, μLO's Adafactor set, or
+ * VeLO's (HyperV2 `_ff_mod`): μLO's accumulators with 30 channels in VeLO's order.
+ */
+export type FeatureKind = 'momentum' | 'adafactor' | 'velo';
 
-/** Channels before the time features: MLPLOpt g, p, 6 momenta; μLO the 28 of DESIGN.md. */
+/** Channels before the time features: MLPLOpt g, p, 6 momenta; μLO the 28 of DESIGN.md; VeLO 30. */
 export function channelCount(kind: FeatureKind, momenta: number): number {
-  return kind === 'momentum' ? 2 + momenta : 28;
+  return kind === 'momentum' ? 2 + momenta : kind === 'velo' ? 30 : 28;
 }
 
 /**
@@ -169,8 +172,8 @@ export function tensorFeatures(kind: FeatureKind, g: tf.Tensor, p: tf.Tensor, ac
       colFeat = full;
       rsRow = tf.rsqrt(tf.add(full, 1e-8));
       rsCol = rsRow;
-      // The reference's non-factored branch matches RMSProp here: m·(v_full + 1e-6)^-½.
-      facMom = tf.mul(m, tf.rsqrt(tf.add(full, 1e-6)));
+      // μLO's non-factored branch matches RMSProp here: m·(v_full + 1e-6)^-½; VeLO's is m·v_full^-½.
+      facMom = kind === 'velo' ? tf.mul(m, tf.rsqrt(full)) : tf.mul(m, tf.rsqrt(tf.add(full, 1e-6)));
     } else {
       // Computed over the merged shape (runs of dims other than d0/d1 folded into one) with the
       // population and decay axes folded together: at most rank 6, which wasm's XNNPACK kernels
@@ -204,7 +207,11 @@ export function tensorFeatures(kind: FeatureKind, g: tf.Tensor, p: tf.Tensor, ac
       rsCol = spread(tf.rsqrt(tf.add(colM, 1e-8)));
     }
     const rsV = tf.rsqrt(tf.add(v, 1e-6));
-    channels = [g3, p3, m, v, tf.mul(m, rsV), rsV, facG, rowFeat, colFeat, rsRow, rsCol, facMom];
+    channels =
+      kind === 'velo'
+        ? // HyperV2's 14 input groups: g, clip(g), p, m, rms, m/√rms, 1/√rms, fac_g, g/√rms, row, col, 1/√row, 1/√col, fac_mom.
+          [g3, tf.clipByValue(g3, -0.1, 0.1), p3, m, v, tf.mul(m, rsV), rsV, facG, tf.mul(g3, rsV), rowFeat, colFeat, rsRow, rsCol, facMom]
+        : [g3, p3, m, v, tf.mul(m, rsV), rsV, facG, rowFeat, colFeat, rsRow, rsCol, facMom];
   }
   const raw = tf.concat(channels, 1) as tf.Tensor3D;
   const meanSquare = tf.mean(tf.square(raw), 2) as tf.Tensor2D;

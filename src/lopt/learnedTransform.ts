@@ -24,7 +24,8 @@ import { perParamStep, type PerParamArch, type PerParamTheta } from '../kernels/
 /** What differs between architectures. */
 export interface ArchRuntime {
   name: string;
-  kind: FeatureKind;
+  /** VeLO's features have their own transform (velo/veloTransform.ts). */
+  kind: Exclude<FeatureKind, 'velo'>;
   momenta: number;
   adafactorDecays: number;
   stepMult: number;

@@ -3,7 +3,7 @@ import type { MupScale } from '../optim/transforms/scaleByMup.js';
 import type { Params } from '../tree/params.js';
 
 /** Architectures lopt knows, by their checkpoint name. */
-export type LearnedOptimizerArch = 'small_fc_lopt' | 'mlp_lopt' | 'learnable_sgd';
+export type LearnedOptimizerArch = 'small_fc_lopt' | 'mlp_lopt' | 'learnable_sgd' | 'velo';
 
 export interface LearnedOptimizerOptions {
   /** Length of the inner run the optimizer is used for (learned optimizers may read it; kept for parity with VeLO). */

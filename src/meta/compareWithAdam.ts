@@ -29,7 +29,7 @@ function train(taskName: string, opt: Optimizer, steps: number, seed: number): O
     const batch = stream.next();
     const { losses: value, grads } = lossAndGrads(task, params, batch);
     losses.push(value.dataSync()[0]!);
-    ({ params, state } = opt.step(params, grads, state));
+    ({ params, state } = opt.step(params, grads, state, { loss: value }));
     tf.dispose([value, ...Object.values(grads), ...Object.values(batch)]);
   }
   const test = task.batches('test', [seed + 1]).next();

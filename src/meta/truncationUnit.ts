@@ -180,7 +180,7 @@ export function runTruncationUnit(input: TruncationUnitInput): TruncationUnitOut
       } else {
         lossRows.push(tf.tidy(() => task.normalizeLoss(value)));
       }
-      const next = opt.step(params, grads, state);
+      const next = opt.step(params, grads, state, { loss: value });
       tf.dispose(Object.values(grads));
       params = next.params;
       state = next.state;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../tree/params.js';
 import { disposeReplaced, stateTensors, type StateTree } from '../tree/stateTree.js';
-import type { GradientTransformation } from './transform.js';
+import type { GradientTransformation, UpdateContext } from './transform.js';
 import { printable } from '../text/printable.js';
 import { tidyTree } from '../tree/tidy.js';
 
@@ -61,13 +61,14 @@ export class Optimizer<O extends object = object> {
   /**
    * The updates to add to the parameters, and the next state. Inputs are neither changed nor
    * disposed; the new state may share tensors with the old one (dispose the old with
-   * disposeReplaced(old.inner, next.inner)).
+   * disposeReplaced(old.inner, next.inner)). `context.loss` is the training loss at `params`
+   * (required by optimizers that read it, such as VeLO; ignored by the others).
    */
-  update(grads: Params, state: OptimizerState, params: Params): { updates: Params; state: OptimizerState } {
+  update(grads: Params, state: OptimizerState, params: Params, context?: UpdateContext): { updates: Params; state: OptimizerState } {
     this.check('gradient', grads, state.spec);
     this.check('parameter', params, state.spec);
     const r = tidyTree(() => {
-      const { updates, state: inner } = this.transform.update(grads, state.inner, params);
+      const { updates, state: inner } = this.transform.update(grads, state.inner, params, context);
       // Updates never alias the caller's gradients or the state (e.g. a momentum trace), so the
       // caller may dispose them freely.
       const held = new Set<tf.Tensor>([...Object.values(grads), ...stateTensors(inner)]);
@@ -80,13 +81,13 @@ export class Optimizer<O extends object = object> {
 
   /**
    * One step: returns the new parameters and state, and disposes the parameters and state it
-   * replaced (not the gradients).
+   * replaced (not the gradients nor the loss in `context`).
    */
-  step(params: Params, grads: Params, state: OptimizerState): { params: Params; state: OptimizerState } {
+  step(params: Params, grads: Params, state: OptimizerState, context?: UpdateContext): { params: Params; state: OptimizerState } {
     this.check('gradient', grads, state.spec);
     this.check('parameter', params, state.spec);
     const r = tidyTree(() => {
-      const { updates, state: inner } = this.transform.update(grads, state.inner, params);
+      const { updates, state: inner } = this.transform.update(grads, state.inner, params, context);
       const next: Params = {};
       for (const [name, p] of Object.entries(params)) next[name] = tf.add(p, updates[name]!);
       return { next, inner };

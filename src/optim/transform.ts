@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../tree/params.js';
 import type { StateTree } from '../tree/stateTree.js';
 
@@ -7,13 +8,22 @@ export interface TransformResult<S extends StateTree = StateTree> {
 }
 
 /**
+ * What a step knows besides gradients, state and parameters (optax's `extra_args`): the training
+ * loss at the current parameters, for optimizers that read it (VeLO). A number, a scalar tensor,
+ * or with a population axis one loss per member [P]. Transformations that do not read it ignore it.
+ */
+export interface UpdateContext {
+  loss?: tf.Tensor | number;
+}
+
+/**
  * An optax-style gradient transformation: pure functions over named tensor maps.
  * `update` never disposes its inputs and may return input tensors unchanged (pass-through);
  * run it inside tf.tidy (Optimizer does) so that intermediates are freed.
  */
 export interface GradientTransformation<S extends StateTree = StateTree> {
   init(params: Params): S;
-  update(updates: Params, state: S, params: Params): TransformResult<S>;
+  update(updates: Params, state: S, params: Params, context?: UpdateContext): TransformResult<S>;
 }
 
 /**
@@ -33,11 +43,11 @@ export const identity: GradientTransformation<null> = {
 export function chain(...transforms: AnyTransformation[]): GradientTransformation<StateTree[]> {
   return {
     init: (params) => transforms.map((t) => t.init(params)),
-    update(updates, state, params) {
+    update(updates, state, params, context) {
       const next: StateTree[] = [];
       let u = updates;
       transforms.forEach((t, i) => {
-        const r = t.update(u, state[i] as StateTree, params);
+        const r = t.update(u, state[i] as StateTree, params, context);
         u = r.updates;
         next.push(r.state);
       });

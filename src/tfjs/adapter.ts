@@ -21,6 +21,8 @@ export class TfjsOptimizer extends tf.Optimizer {
   static readonly className = 'lopt.Optimizer';
 
   private state: OptimizerState | null = null;
+  /** The loss of the step being taken, while minimize() applies its gradients (VeLO reads it). */
+  private stepLoss: tf.Scalar | null = null;
   /** State leaves restored by setWeights before the first step (the variables were not known yet). */
   private restored: tf.Tensor[] | null = null;
 
@@ -33,6 +35,26 @@ export class TfjsOptimizer extends tf.Optimizer {
     return `${this.optimizer.name} (tfjs optimizer)`;
   }
 
+  /**
+   * tfjs-layers' model.fit calls minimize(lossFunction, true, variables): the loss it computes is
+   * handed to the optimizer with the gradients, so optimizers that read the training loss (VeLO)
+   * work in model.fit with nothing for the user to do.
+   */
+  override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
+    const { value, grads } = this.computeGradients(f, varList);
+    this.stepLoss = value;
+    try {
+      this.applyGradients(varList != null ? varList.map((v) => ({ name: v.name, tensor: grads[v.name]! })) : grads);
+    } finally {
+      this.stepLoss = null;
+      tf.dispose(grads);
+    }
+    if (returnCost) return value;
+    value.dispose();
+    return null;
+  }
+
+  /** Applies gradients; called directly (not through minimize), no loss reaches the optimizer. */
   override applyGradients(variableGradients: Gradients): void {
     const entries: [string, tf.Tensor][] = Array.isArray(variableGradients)
       ? variableGradients.map((g) => [g.name, g.tensor])
@@ -61,7 +83,7 @@ export class TfjsOptimizer extends tf.Optimizer {
     });
 
     const old = this.state!;
-    const { updates, state } = this.optimizer.update(grads, old, params);
+    const { updates, state } = this.optimizer.update(grads, old, params, this.stepLoss === null ? {} : { loss: this.stepLoss });
     tf.tidy(() => {
       spec.forEach((p, i) => variables[i]!.assign(tf.add(variables[i]!, updates[p.name]!)));
     });

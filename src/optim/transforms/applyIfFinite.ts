@@ -25,14 +25,14 @@ export interface ApplyIfFiniteState {
 export function applyIfFinite(inner: AnyTransformation, maxConsecutiveErrors: number): GradientTransformation<ApplyIfFiniteState> {
   return {
     init: (params) => ({ inner: inner.init(params), notfiniteCount: 0, lastFinite: 1, totalNotfinite: 0 }),
-    update(updates, state, params) {
+    update(updates, state, params, context) {
       const grads = Object.values(updates);
       const flag = grads.length === 0 ? null : tf.all(tf.stack(grads.map((g) => tf.all(tf.isFinite(g)))));
       const finite = flag === null ? true : flag.dataSync()[0] === 1;
       const notfiniteCount = finite ? 0 : state.notfiniteCount + 1;
       const counters = { notfiniteCount, lastFinite: finite ? 1 : 0, totalNotfinite: state.totalNotfinite + (finite ? 0 : 1) };
       if (finite || notfiniteCount > maxConsecutiveErrors) {
-        const r = inner.update(updates, state.inner, params);
+        const r = inner.update(updates, state.inner, params, context);
         return { updates: r.updates, state: { inner: r.state, ...counters } };
       }
       return { updates: mapParams(updates, (u) => tf.zerosLike(u)), state: { inner: state.inner, ...counters } };

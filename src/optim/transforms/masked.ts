@@ -9,8 +9,8 @@ import type { GradientTransformation } from '../transform.js';
 export function masked<S extends StateTree>(inner: GradientTransformation<S>, mask: (name: string) => boolean): GradientTransformation<S> {
   return {
     init: (params) => inner.init(pickParams(params, mask)),
-    update(updates, state, params) {
-      const r = inner.update(pickParams(updates, mask), state, pickParams(params, mask));
+    update(updates, state, params, context) {
+      const r = inner.update(pickParams(updates, mask), state, pickParams(params, mask), context);
       const out: Params = {};
       for (const [name, u] of Object.entries(updates)) out[name] = mask(name) ? r.updates[name]! : u;
       return { updates: out, state: r.state };
