@@ -52,7 +52,9 @@ export function updateLossBuffer(buffer: LossBuffer, loss: tf.Tensor1D, decays: 
     );
     const cap = tf.mul(tf.abs(tf.where(first, loss, approxMax)), 2);
     const clipped = tf.reshape(tf.minimum(cap, loss), [P, 1]);
-    const means = tf.add(tf.mul(buffer.means, d), tf.mul(clipped, tf.sub(1, d))) as tf.Tensor2D;
+    // 1 − d from the float64 decays: in float32 it would lose ~3e-5 relative for the longest EMAs.
+    const mix = tf.tensor2d(decays.map((x) => x.map((v) => 1 - v)));
+    const means = tf.add(tf.mul(buffer.means, d), tf.mul(clipped, mix)) as tf.Tensor2D;
     const runningMin = tf.minimum(buffer.runningMin, tf.div(means, cor)) as tf.Tensor2D;
     return { means, runningMin };
   });
