@@ -24,6 +24,7 @@ export function learnableSgd(config: LearnableSgdConfig = {}): LearnedOptimizer 
     arch: 'learnable_sgd' as const,
     config: Object.freeze({ initialLr }),
     thetaShapes: SHAPES,
+    outputLayer: [],
     initTheta: (): Params => ({ log_lr: tf.tensor1d([Math.log(initialLr)]) }),
     optimizer(theta: Params, options: LearnedOptimizerOptions = {}): Optimizer {
       validateTheta('learnable_sgd', theta, SHAPES, options.population);

@@ -24,6 +24,7 @@ export function perParamLopt(spec: PerParamLoptSpec): LearnedOptimizer {
     arch: spec.arch,
     config,
     thetaShapes,
+    outputLayer: ['mlp/w2', 'mlp/b2'],
     initTheta(seed: number): Params {
       const rng = Rng.from(seed).fork(spec.arch);
       const theta: Params = {};

@@ -3,7 +3,8 @@ import type { MupScale } from '../optim/transforms/scaleByMup.js';
 import type { Params } from '../tree/params.js';
 
 /** Architectures lopt knows, by their checkpoint name. */
-export type LearnedOptimizerArch = 'small_fc_lopt' | 'mlp_lopt' | 'learnable_sgd' | 'velo';
+export const LEARNED_OPTIMIZER_ARCHS = ['small_fc_lopt', 'mlp_lopt', 'learnable_sgd', 'velo'] as const;
+export type LearnedOptimizerArch = (typeof LEARNED_OPTIMIZER_ARCHS)[number];
 
 export interface LearnedOptimizerOptions {
   /** Length of the inner run the optimizer is used for (learned optimizers may read it; kept for parity with VeLO). */
@@ -35,6 +36,8 @@ export interface LearnedOptimizer {
   readonly config: Readonly<Record<string, number | string | boolean>>;
   /** Name → shape of every meta-parameter, in order. */
   readonly thetaShapes: Readonly<Record<string, readonly number[]>>;
+  /** The meta-parameters of the last layer whose zeroing makes every step zero (recipe `zeroOutput`). */
+  readonly outputLayer: readonly string[];
   initTheta(seed: number): Params;
   optimizer(theta: Params, options?: LearnedOptimizerOptions): Optimizer;
 }

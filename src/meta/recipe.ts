@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { z } from 'zod';
 import { createLearnedOptimizer } from '../lopt/registry.js';
+import { LEARNED_OPTIMIZER_ARCHS } from '../lopt/types.js';
 import { familyFromSpec, familySpecSchema } from '../../tasks/families.js';
 import { taskFromName } from '../../tasks/registry.js';
 import { printable } from '../text/printable.js';
@@ -69,12 +70,12 @@ export const recipeSchema = z
     description: plainText(10_000).optional(),
     seed: int(0).default(0),
     learnedOptimizer: z.strictObject({
-      arch: z.enum(['small_fc_lopt', 'mlp_lopt', 'learnable_sgd']),
+      arch: z.enum(LEARNED_OPTIMIZER_ARCHS),
       config: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
       /** Seed of initTheta (defaults to the recipe seed). */
       initSeed: int(0).optional(),
       /**
-       * Start with the per-parameter MLP's output layer (mlp/w2, mlp/b2) at zero: the first
+       * Start with the per-parameter MLP's output layer (mlp/w2, mlp/b2; VeLO's banks ff_mod_stack/~/w2, b2) at zero: the first
        * optimizer makes no step, so long episodes begin at a finite loss rather than diverging to
        * the normalizer's cap, where antithetic pairs tie and PES has no signal.
        */
@@ -92,6 +93,8 @@ export const recipeSchema = z
         warmupSteps: int(0).optional(),
         weightDecay: nonNegative().default(1e-4),
         clipGlobalNorm: positive().default(1),
+        /** Clip each meta-gradient element to ± this first (VeLO's outer Adam); absent: no value clipping. */
+        clipValue: positive().optional(),
       })
       .default({ peakLr: 3e-3, endLr: 1e-3, weightDecay: 1e-4, clipGlobalNorm: 1 }),
     checkpoint: z

@@ -99,7 +99,15 @@ type OuterState = Omit<RunState, 'estimators'>;
 function outerOptimizer(recipe: Recipe): { opt: Optimizer; schedule: Schedule } {
   const o = recipe.outer;
   const schedule = warmupCosine({ peak: o.peakLr, warmupSteps: o.warmupSteps, totalSteps: recipe.outerSteps, init: 0, end: o.endLr });
-  return { opt: adamw({ learningRate: schedule, weightDecay: o.weightDecay, clipGlobalNorm: o.clipGlobalNorm }), schedule };
+  return {
+    opt: adamw({
+      learningRate: schedule,
+      weightDecay: o.weightDecay,
+      clipGlobalNorm: o.clipGlobalNorm,
+      ...(o.clipValue !== undefined ? { clipValue: o.clipValue } : {}),
+    }),
+    schedule,
+  };
 }
 
 /** Mean of the estimators' gradients; NaN/Inf entries → 0 (DESIGN.md). */
@@ -306,11 +314,12 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
   return { status, step: state.step, theta: state.theta, lastCheckpoint, ...(error ? { error } : {}) };
 }
 
-/** mlp/w2 and mlp/b2 → 0 (recipe learnedOptimizer.zeroOutput). */
+/** The learned optimizer's output layer → 0 (recipe learnedOptimizer.zeroOutput). */
 function zeroOutputLayer(lo: LearnedOptimizer, theta: Record<string, tf.Tensor>): void {
-  for (const name of ['mlp/w2', 'mlp/b2']) {
+  if (lo.outputLayer.length === 0) throw new Error(`recipe: learnedOptimizer.zeroOutput needs an MLP output layer; ${lo.arch} has none`);
+  for (const name of lo.outputLayer) {
     const t = theta[name];
-    if (t === undefined) throw new Error(`recipe: learnedOptimizer.zeroOutput needs an MLP output layer; ${lo.arch} has no '${name}'`);
+    if (t === undefined) throw new Error(`recipe: learnedOptimizer.zeroOutput: ${lo.arch} has no '${name}'`);
     theta[name] = tf.zerosLike(t);
     t.dispose();
   }

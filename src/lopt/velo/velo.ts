@@ -27,6 +27,7 @@ export function velo(config: VeloConfig = {}): LearnedOptimizer {
     arch: 'velo' as const,
     config: stored,
     thetaShapes,
+    outputLayer: ['ff_mod_stack/~/w2', 'ff_mod_stack/~/b2'],
     /** haiku's initialization: weights truncated normal (±2σ, σ = 1/√fan_in), biases and the LSTM state 0. */
     initTheta(seed: number): Params {
       const rng = Rng.from(seed).fork('velo');

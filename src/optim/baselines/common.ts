@@ -3,6 +3,7 @@ import type { StateTree } from '../../tree/stateTree.js';
 import { chain, identity, type AnyTransformation, type GradientTransformation } from '../transform.js';
 import { applyIfFinite } from '../transforms/applyIfFinite.js';
 import { clipByGlobalNorm } from '../transforms/clipByGlobalNorm.js';
+import { clipByValue } from '../transforms/clipByValue.js';
 import { masked } from '../transforms/masked.js';
 import { field, matchesAny } from '../options.js';
 import { Optimizer } from '../optimizer.js';
@@ -11,6 +12,8 @@ export type LearningRate = number | Schedule | ((count: number) => number);
 
 /** Options every baseline accepts besides its own. */
 export const commonFields = {
+  /** Clip every raw gradient element to [−clipValue, clipValue] first (optax clip). */
+  clipValue: field.positive().optional(),
   /** Clip the raw gradients to this global norm before anything else (optax clip_by_global_norm). */
   clipGlobalNorm: field.positive().optional(),
   /**
@@ -49,15 +52,16 @@ function populationGuard(name: string, population: number): GradientTransformati
   };
 }
 
-/** The baseline's chain behind the options every baseline shares: population check, then clipping. */
+/** The baseline's chain behind the options every baseline shares: population check, then clipping (by value, then by global norm). */
 export function withCommon(
   name: string,
-  o: { clipGlobalNorm?: number | undefined; population?: number | undefined; applyIfFinite?: number | undefined },
+  o: { clipValue?: number | undefined; clipGlobalNorm?: number | undefined; population?: number | undefined; applyIfFinite?: number | undefined },
   rest: AnyTransformation[],
 ): GradientTransformation {
   const population = o.population !== undefined;
   const steps = chain(
     population ? populationGuard(name, o.population!) : identity,
+    o.clipValue === undefined ? identity : clipByValue(o.clipValue),
     o.clipGlobalNorm === undefined ? identity : clipByGlobalNorm(o.clipGlobalNorm, population),
     ...rest,
   );
