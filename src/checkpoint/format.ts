@@ -44,6 +44,8 @@ export interface Provenance {
   createdAt: string;
   /** tfjs backend the theta was trained or written on. */
   backend?: string;
+  /** Where theta came from when lopt did not train it (a converted released file). */
+  source?: string;
 }
 
 /**

@@ -12,7 +12,7 @@ import {
 
 const TOP_KEYS = ['format', 'version', 'arch', 'config', 'theta', 'provenance', 'eval', 'training'] as const;
 const TABLE_KEYS = ['names', 'shapes', 'data'] as const;
-const PROVENANCE_KEYS = ['recipe', 'outerStep', 'gitCommit', 'createdAt', 'backend'] as const;
+const PROVENANCE_KEYS = ['recipe', 'outerStep', 'gitCommit', 'createdAt', 'backend', 'source'] as const;
 const TRAINING_KEYS = ['arrays', 'state'] as const;
 
 /** Deep enough for any eval/state record; bounds recursion on hostile nesting. */
@@ -148,7 +148,7 @@ function validateProvenance(value: unknown, fail: Fail): Provenance {
     fail('provenance.createdAt', `expected an ISO 8601 date-time such as '2025-01-31T12:00:00.000Z', found ${describe(createdAt)}`);
   }
   const out: Provenance = { createdAt: createdAt as string };
-  for (const key of ['recipe', 'gitCommit', 'backend'] as const) {
+  for (const key of ['recipe', 'gitCommit', 'backend', 'source'] as const) {
     const v = p[key];
     if (v === undefined) continue;
     if (typeof v !== 'string') fail(`provenance.${key}`, `expected a string, found ${describe(v)}`);

@@ -5,6 +5,7 @@ import { OPTIMIZERS, isOptimizerName, type OptimizerName } from '../optim/regist
 import { demoOptimizers } from './demo.js';
 import { describeTasks } from './tasksCommand.js';
 import { describeShippedCheckpoints } from './checkpointsCommand.js';
+import { convertCommand } from './convertCommand.js';
 import { metaTrainCommand } from './metaTrainCommand.js';
 import { benchCommand, evalCommand, selectCommand } from './benchCommand.js';
 import { DEFAULT_BENCH_OPTIMIZERS } from '../evaluate/runBench.js';
@@ -230,6 +231,16 @@ program
       console.log(`wrote ${checkpoint} and its card`);
     },
   );
+
+program
+  .command('convert')
+  .description("rewrite a learned optimizer's file in lopt's format: a released VeLO params file (Flax msgpack, with its config.gin when beside it) → .lopt")
+  .argument('<file>', 'a released VeLO params file (or a .lopt)')
+  .requiredOption('--out <file>', 'the .lopt file to write')
+  .option('--force', 'replace --out if it exists')
+  .action(async (file: string, o: { out: string; force?: boolean }) => {
+    console.log(await convertCommand({ file, ...o }));
+  });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // Every error that ends a command reaches the terminal here, escaped whatever input it echoes.

@@ -9,6 +9,7 @@ import type { Params } from '../tree/params.js';
 import { createLearnedOptimizer } from './registry.js';
 import type { LearnedOptimizer, LearnedOptimizerOptions } from './types.js';
 import { printable } from '../text/printable.js';
+import { readReleasedVelo } from './velo/releasedFile.js';
 
 /** A learned optimizer with its meta-parameters, as a checkpoint holds it. */
 export interface LoadedLearnedOptimizer {
@@ -70,13 +71,31 @@ function checkTheta(file: string, lo: LearnedOptimizer, ckpt: Checkpoint): void 
 }
 
 /**
- * Loads a learned optimizer from a `.lopt` file, or a shipped one by name ('mulo-mnist').
- * The file is untrusted: format, version, architecture, config, shapes and values are validated
- * before anything is built.
+ * A learned optimizer's file as a checkpoint: a `.lopt` file, or a released VeLO `params` file
+ * (learned_optimization's Flax msgpack, with its config.gin when beside it). Files not named
+ * `*.lopt` are tried as a released file first, then as a `.lopt`; the error names both reasons.
+ */
+export async function readLearnedOptimizerFile(path: string): Promise<Checkpoint> {
+  if (path.endsWith('.lopt')) return loadCheckpoint(path);
+  try {
+    return await readReleasedVelo(path);
+  } catch (released) {
+    try {
+      return await loadCheckpoint(path);
+    } catch (lopt) {
+      throw new Error(`${path}: neither a lopt checkpoint (${(lopt as Error).message}) nor a released VeLO params file (${(released as Error).message})`);
+    }
+  }
+}
+
+/**
+ * Loads a learned optimizer from a `.lopt` file, a released VeLO `params` file, or a shipped one
+ * by name ('mulo-mnist'). The file is untrusted: format, version, architecture, config, shapes and
+ * values are validated before anything is built.
  */
 export async function loadLearnedOptimizer(pathOrName: string): Promise<LoadedLearnedOptimizer> {
   const path = resolveCheckpointPath(pathOrName);
-  const ckpt = await loadCheckpoint(path);
+  const ckpt = await readLearnedOptimizerFile(path);
   let lo: LearnedOptimizer;
   try {
     lo = createLearnedOptimizer(ckpt.arch, ckpt.config);
