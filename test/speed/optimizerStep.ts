@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer } from '../../src/optim/optimizer.js';
+import type { UpdateContext } from '../../src/optim/transform.js';
 import { disposeParams, type Params } from '../../src/tree/params.js';
 import { medianMs, settle } from './timing.js';
 
@@ -15,13 +16,13 @@ export function millionParamTree(seed: number): Params {
   };
 }
 
-/** Median ms of one optimizer step (update + apply) on a fresh millionParamTree with fixed `grads`. */
-export function optimizerStepMs(opt: Optimizer, grads: Params, reps: number, warmup = 3): number {
+/** Median ms of one optimizer step (update + apply) on a fresh millionParamTree with fixed `grads` (and `context`, e.g. the loss VeLO reads). */
+export function optimizerStepMs(opt: Optimizer, grads: Params, reps: number, warmup = 3, context?: UpdateContext): number {
   let params = millionParamTree(1);
   let state = opt.init(params);
   const ms = medianMs(
     () => {
-      ({ params, state } = opt.step(params, grads, state));
+      ({ params, state } = opt.step(params, grads, state, context));
       settle(Object.values(params));
     },
     reps,

@@ -1,6 +1,7 @@
 import { initBackend } from '../../src/backend/select.js';
 import { benchDataLoading } from './dataLoading.js';
 import { benchLearnedOptimizer } from './learnedOptimizer.js';
+import { benchVelo } from './velo.js';
 import { benchMlpStep } from './mlpStep.js';
 import { benchOptimizerSteps } from './optimizerSteps.js';
 import { benchPopulation } from './population.js';
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   if (want('optimizer-steps')) rows.push(...benchOptimizerSteps());
   if (want('population')) rows.push(...benchPopulation());
   if (want('learned-optimizer')) rows.push(...benchLearnedOptimizer());
+  if (want('velo')) rows.push(...benchVelo());
   if (want('meta-training')) rows.push(...(await benchMetaTraining()));
   if (want('meta-pes-vs-pytorch')) rows.push(...(await benchPesVsPytorch()));
   if (want('bench-smoke')) rows.push(...(await benchSmokeSuite()));
