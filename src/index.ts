@@ -6,7 +6,7 @@ export { applyUpdates, disposeParams, flattenParams, globalNorm, mapParams, para
 export type { StateTree } from './tree/stateTree.js';
 export { disposeReplaced, disposeState } from './tree/stateTree.js';
 
-export { chain, identity, type GradientTransformation, type TransformResult } from './optim/transform.js';
+export { chain, identity, type GradientTransformation, type TransformResult, type UpdateContext } from './optim/transform.js';
 export * from './optim/transforms/index.js';
 export { constantSchedule, mlperfPoly2, scheduleFromConfig, warmupCosine, warmupPolynomial, type Schedule, type ScheduleConfig } from './optim/schedules.js';
 export { Optimizer, type OptimizerState, type ParamSpec } from './optim/optimizer.js';
@@ -20,9 +20,11 @@ export { MupReadout, mupMlp, mupScaleFor, type MupMlpOptions } from './tfjs/mup.
 
 export type { LearnedOptimizer, LearnedOptimizerArch, LearnedOptimizerOptions } from './lopt/types.js';
 export { smallFcLopt } from './lopt/smallFcLopt.js';
+export { velo } from './lopt/velo/velo.js';
+export type { VeloConfig } from './lopt/velo/config.js';
 export { mlpLopt } from './lopt/mlpLopt.js';
 export { LEARNED_OPTIMIZERS, createLearnedOptimizer } from './lopt/registry.js';
-export { loadLearnedOptimizer, saveLearnedOptimizer, type LoadedLearnedOptimizer } from './lopt/io.js';
+export { loadLearnedOptimizer, readLearnedOptimizerFile, saveLearnedOptimizer, type LoadedLearnedOptimizer } from './lopt/io.js';
 export { loadCheckpoint, saveCheckpoint, CheckpointError, type Checkpoint } from './checkpoint/index.js';
 
 export type { Task, TaskMeta, Batch, BatchStream, Split } from '../tasks/types.js';
