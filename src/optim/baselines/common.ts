@@ -59,9 +59,11 @@ export function withCommon(
   rest: AnyTransformation[],
 ): GradientTransformation {
   const population = o.population !== undefined;
+  // clipValue joins the chain only when set, so the state paths of every other configuration
+  // (what model.save writes for the optimizer) stay as they were.
   const steps = chain(
     population ? populationGuard(name, o.population!) : identity,
-    o.clipValue === undefined ? identity : clipByValue(o.clipValue),
+    ...(o.clipValue === undefined ? [] : [clipByValue(o.clipValue)]),
     o.clipGlobalNorm === undefined ? identity : clipByGlobalNorm(o.clipGlobalNorm, population),
     ...rest,
   );
