@@ -101,7 +101,9 @@ describe.each(['native', 'ops'] as const)('%s path', (mode) => {
       expect(lo.config).toEqual({ hiddenSize: 4, mup: false, stepMult: 0.001, expMult: 0.001 });
       expect(thetaCount(createLearnedOptimizer(lo.arch, { ...lo.config }))).toBe(197);
       expect(Object.keys(LEARNED_OPTIMIZERS)).toEqual(['small_fc_lopt', 'mlp_lopt', 'learnable_sgd', 'velo']);
-      expect(() => createLearnedOptimizer('hyper_lstm', {})).toThrow(/unknown learned optimizer architecture 'hyper_lstm'; allowed: small_fc_lopt, mlp_lopt, learnable_sgd, velo/);
+      expect(() => createLearnedOptimizer('hyper_lstm', {})).toThrow(
+        /unknown learned optimizer architecture 'hyper_lstm'; allowed: small_fc_lopt, mlp_lopt, learnable_sgd, velo/,
+      );
       expect(() => createLearnedOptimizer('mlp_lopt', { hidden: 3 })).toThrow(/unknown config key 'hidden'/);
       expect(() => createLearnedOptimizer('mlp_lopt', { hiddenSize: 'x' })).toThrow(/hiddenSize/);
       const theta = mlpLopt().initTheta(1);

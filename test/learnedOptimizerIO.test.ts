@@ -90,7 +90,9 @@ describe('loadLearnedOptimizer / saveLearnedOptimizer', () => {
     const loaded = await loadLearnedOptimizer(path);
     const other = join(dir, 'hyper.lopt');
     await saveCheckpoint(other, { ...loaded.checkpoint, arch: 'hyper_lstm' });
-    await expect(loadLearnedOptimizer(other)).rejects.toThrow(/hyper.lopt: unknown learned optimizer architecture 'hyper_lstm'; allowed: small_fc_lopt, mlp_lopt/);
+    await expect(loadLearnedOptimizer(other)).rejects.toThrow(
+      /hyper.lopt: unknown learned optimizer architecture 'hyper_lstm'; allowed: small_fc_lopt, mlp_lopt/,
+    );
     const mismatch = join(dir, 'mismatch.lopt');
     await saveCheckpoint(mismatch, { ...loaded.checkpoint, config: { ...loaded.checkpoint.config, hiddenSize: 32 } });
     await expect(loadLearnedOptimizer(mismatch)).rejects.toThrow(

@@ -381,7 +381,7 @@ describe('recipes', () => {
     expect(bad((r) => (r.estimators[0].sigma = -1))).toThrow(/estimators\.0\.sigma: must be a finite number > 0; found -1/);
     expect(bad((r) => (r.estimators[0].particles = 'many'))).toThrow(/estimators\.0\.particles: must be an integer in \[1, 4096\]; found "many"/);
     expect(bad((r) => (r.estimators[0].type = 'reinforce'))).toThrow(/estimators\.0\.type: .*found "reinforce"/);
-    expect(bad((r) => (r.learnedOptimizer.arch = 'velo'))).toThrow(/learnedOptimizer\.arch: .*small_fc_lopt.*found "velo"/);
+    expect(bad((r) => (r.learnedOptimizer.arch = 'hyper_lstm'))).toThrow(/learnedOptimizer\.arch: .*small_fc_lopt.*velo.*found "hyper_lstm"/);
     expect(bad((r) => (r.learnedOptimizer.config = { hiddenSize: -3 }))).toThrow(
       /learnedOptimizer\.config: mlp_lopt: config 'hiddenSize' must be an integer in \[1, 4096\]; got -3/,
     );
