@@ -227,8 +227,11 @@ describe('the fused per-parameter step equals the tfjs-ops path', () => {
 
   it('the kernel refuses arrays of the wrong length instead of reading past them', () => {
     const native = nativeKernels()!;
-    expect(() => native.perParamStep(new Float64Array(11), [])).toThrow(/inconsistent header|wrong length/);
-    const header = new Float64Array([1, 1, 0, 3, 3, 28, 4, 1, 0.01, 0.001, 11]);
+    expect(() => native.perParamStep(new Float64Array(12), [])).toThrow(/inconsistent header|wrong length/);
+    // A channel count that is not the kind's (μLO builds 28, VeLO 30): refused, not written past the feature block.
+    expect(() => native.perParamStep(new Float64Array([2, 1, 0, 3, 3, 28, 4, 1, 0.01, 0.001, 0, 1000]), [])).toThrow(/inconsistent header/);
+    expect(() => native.perParamStep(new Float64Array([0, 1, 0, 40, 0, 64, 4, 1, 0.01, 0.001, 0, 0]), [])).toThrow(/inconsistent header/);
+    const header = new Float64Array([1, 1, 0, 3, 3, 28, 4, 1, 0.01, 0.001, 11, 0]);
     const arrays = [new Float32Array(39 * 4), new Float32Array(4), new Float32Array(16), new Float32Array(4), new Float32Array(8), new Float32Array(1)];
     expect(() => native.perParamStep(header, arrays)).toThrow(/arrays has the wrong length/);
     expect(() => native.sgemm(new Float32Array(5), new Float32Array(6), new Float32Array(6), 2, 3, 2, 1)).toThrow(/Float32Arrays of M·K/);

@@ -50,6 +50,10 @@ function parseThreads(v: string | undefined): number {
 
 function load(): NativeKernels | null {
   const require = createRequire(import.meta.url);
+  // OpenMP threads that wait at a barrier sleep instead of spinning (read once, when the kernels'
+  // libgomp loads): on a machine whose cores are busy with other work, a spinning waiter takes a
+  // core from the thread doing the work (VeLO's step ran 2× slower on 2 threads than on 1).
+  process.env['OMP_WAIT_POLICY'] ??= 'passive';
   for (const rel of CANDIDATES) {
     const path = fileURLToPath(new URL(rel, import.meta.url));
     if (!existsSync(path)) continue;

@@ -3,20 +3,26 @@
 // writes the updates, with no [P, C, N] feature block and one call per step. Its tfjs-ops twin —
 // the reference it is tested against — is src/lopt/features.ts + perParamMlp.ts.
 import * as tf from '@tensorflow/tfjs-core';
-import { withHostArrays } from './hostArrays.js';
+import { withHostArrays, type HostArray } from './hostArrays.js';
 import { kernelThreads, type NativeKernels } from './native.js';
 
-export type PerParamKind = 'momentum' | 'adafactor';
+/** 'velo': VeLO's 30 channels (μLO's accumulators; src/lopt/velo/veloNative.ts drives it). */
+export type PerParamKind = 'momentum' | 'adafactor' | 'velo';
+
+/** The kernel's kind codes (perParamStep.h). */
+const KIND_CODE: Record<PerParamKind, number> = { momentum: 0, adafactor: 1, velo: 2 };
 
 export interface PerParamArch {
   kind: PerParamKind;
   momenta: number;
   adafactorDecays: number;
-  /** Channels before the 11 time features (28 for μLO, 2 + momenta for MLPLOpt). */
+  /** Channels before the global features (28 for μLO, 30 for VeLO, 2 + momenta for MLPLOpt). */
   channels: number;
   hidden: number;
   stepMult: number;
   expMult: number;
+  /** > 0: gradients are clipped to ±gradClip before anything reads them (a NaN stays NaN). Default 0. */
+  gradClip?: number;
 }
 
 /** Per-member MLP weights and decays, host copies: w0 [P, C+G, H] … b2 [P, 2]; decays [P, K]. */
@@ -51,7 +57,7 @@ export interface PerParamResult {
   finite: Uint8Array;
 }
 
-/** Seconds inside the kernel of the last call: accumulators; channel statistics; features + MLP + update (the bench reads it). */
+/** Seconds inside the kernel of the last call: finite check + row/col; accumulators + channel statistics; features + MLP + update (the bench reads it). */
 export const lastPerParamSeconds = new Float64Array(3);
 
 /** Indices that map each parameter to its row / col accumulator element (cached per shape). */
@@ -112,7 +118,7 @@ export function factorIndex(shape: number[], dims: [number, number]): FactorInde
 }
 
 /** Fixed header entries before the per-tensor ones (addon.c HEADER_FIXED). */
-const HEADER = 11;
+const HEADER = 12;
 const EMPTY_F32 = new Float32Array(0);
 const EMPTY_I32 = new Int32Array(0);
 
@@ -125,18 +131,31 @@ export function perParamStep(
   tensors: PerParamTensor[],
 ): PerParamResult {
   const T = tensors.length;
-  const ada = arch.kind === 'adafactor';
+  // μLO and VeLO keep the Adafactor accumulators.
+  const ada = arch.kind !== 'momentum';
   const G = globals.length / P;
   const header = new Float64Array(HEADER + 6 * T);
-  header.set([ada ? 1 : 0, P, T, arch.momenta, arch.adafactorDecays, arch.channels, arch.hidden, kernelThreads(), arch.stepMult, arch.expMult, G]);
+  header.set([
+    KIND_CODE[arch.kind],
+    P,
+    T,
+    arch.momenta,
+    arch.adafactorDecays,
+    arch.channels,
+    arch.hidden,
+    kernelThreads(),
+    arch.stepMult,
+    arch.expMult,
+    G,
+    arch.gradClip ?? 0,
+  ]);
   const finite = new Uint8Array(T * P);
-  // Per tensor: inputs grad, param; outputs update, then the accumulators in ACC_KEYS order (each
-  // starting as a copy of the old one: the kernel updates them in place).
+  // Per tensor: inputs grad, param, then the old accumulators in ACC_KEYS order; outputs update,
+  // then the new accumulators (the kernel reads the old ones and writes the new).
   const accKeys = tensors.map((t) => ACC_KEYS.filter((k) => t.acc[k] !== undefined));
-  const inputs = tensors.flatMap((t) => [t.grad, t.param]);
+  const inputs = tensors.flatMap((t, i) => [t.grad, t.param, ...accKeys[i]!.map((k) => t.acc[k]!)]);
   const shapes = tensors.flatMap((t, i) => [t.grad.shape, ...accKeys[i]!.map((k) => t.acc[k]!.shape)]);
-  const initial = tensors.flatMap((t, i) => [null, ...accKeys[i]!.map((k) => t.acc[k]!)]);
-  const outputs = withHostArrays(inputs, shapes, initial, (ins, outs) => {
+  const outputs = withHostArrays(inputs, shapes, [], (ins, outs) => {
     const arrays: ArrayBufferView[] = [
       theta.w0,
       theta.b0,
@@ -152,16 +171,26 @@ export function perParamStep(
       lastPerParamSeconds,
     ];
     let o = 0;
+    let n = 0;
     tensors.forEach((t, i) => {
       const N = t.shape.reduce((a, b) => a * b, 1);
       const fi = ada && t.factored !== null ? factorIndex(t.shape, t.factored) : null;
       header.set([N, t.mupScale, fi ? 1 : 0, fi?.nRow ?? 0, fi?.nCol ?? 0, fi?.nRest ?? 0], HEADER + 6 * i);
+      const grad = ins[n++]!;
+      const param = ins[n++]!;
+      const old: Record<string, HostArray> = {};
+      for (const k of accKeys[i]!) old[k] = ins[n++]!;
       const update = outs[o++]!;
       const acc: Record<string, Float32Array> = {};
       for (const k of accKeys[i]!) acc[k] = outs[o++]!;
       arrays.push(
-        ins[2 * i]!,
-        ins[2 * i + 1]!,
+        grad,
+        param,
+        old['m']!,
+        old['v'] ?? EMPTY_F32,
+        old['full'] ?? EMPTY_F32,
+        old['row'] ?? EMPTY_F32,
+        old['col'] ?? EMPTY_F32,
         acc['m']!,
         acc['v'] ?? EMPTY_F32,
         acc['full'] ?? EMPTY_F32,
@@ -185,6 +214,25 @@ export function perParamStep(
     acc.push(a);
   });
   return { updates, acc, finite };
+}
+
+/** The kernels' moments entry (addon.c tensorMoments; perParamStep.h lopt_tensor_moments). */
+interface MomentKernels {
+  tensorMoments(p: Float32Array, m: Float32Array, v: Float32Array, P: number, K: number, threads: number, out: Float64Array): void;
+}
+
+/**
+ * Per member of one tensor (param [P, ...] or [...], m [P, K, N], v [P, 1, N]), in double:
+ * [Σp², then (c, Σ(x − c), Σ(x − c)²) for m_0 … m_{K−1} and v, c the member's first element] —
+ * what VeLO's per-tensor LSTM reads (src/lopt/velo/veloNative.ts). [P · (1 + 3(K+1))].
+ */
+export function tensorMoments(native: NativeKernels, P: number, param: tf.Tensor, m: tf.Tensor, v: tf.Tensor): Float64Array {
+  const K = m.shape[1]!;
+  const out = new Float64Array(P * (1 + 3 * (K + 1)));
+  withHostArrays([param, m, v], [], [], ([p, mm, vv]) => {
+    (native as NativeKernels & MomentKernels).tensorMoments(p as Float32Array, mm as Float32Array, vv as Float32Array, P, K, kernelThreads(), out);
+  });
+  return out;
 }
 
 /** The accumulators the kernel knows, in its argument order. */

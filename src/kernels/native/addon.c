@@ -35,10 +35,10 @@ static int element_view(napi_env env, napi_value arr, uint32_t i, napi_typedarra
   return out->type == type && out->length == length;
 }
 
-#define HEADER_FIXED 11
+#define HEADER_FIXED 12
 #define HEADER_PER_TENSOR 6
 #define ARRAYS_FIXED 12
-#define ARRAYS_PER_TENSOR 11
+#define ARRAYS_PER_TENSOR 16
 
 // perParamStep(header: Float64Array, arrays: TypedArray[]): see perParamStep.h for the layout.
 static napi_value PerParamStep(napi_env env, napi_callback_info info) {
@@ -63,9 +63,12 @@ static napi_value PerParamStep(napi_env env, napi_callback_info info) {
   a.stepMult = (float)hd[8];
   a.expMult = (float)hd[9];
   a.globalFeatures = (int)hd[10];
+  a.gradClip = (float)hd[11];
   const int P = a.population, T = a.tensors, K = a.momenta, Ka = a.adafactorDecays, C = a.channels, H = a.hidden, G = a.globalFeatures;
-  const int ada = a.kind == KIND_ADAFACTOR;
-  if (P < 1 || T < 0 || K < 1 || C < 1 || C > 64 || G < 0 || G > 64 || H < 1 || (ada && Ka != K) || h.length != (size_t)(HEADER_FIXED + HEADER_PER_TENSOR * T))
+  // μLO and VeLO keep the Adafactor accumulators (v, full | row/col).
+  const int ada = a.kind == KIND_ADAFACTOR || a.kind == KIND_VELO;
+  if (P < 1 || T < 0 || K < 1 || C < 1 || C > 64 || C != lopt_channels(a.kind, K, Ka) || G < 0 || G > 64 || H < 1 || (ada && Ka != K) ||
+      !(a.gradClip >= 0.0f) || h.length != (size_t)(HEADER_FIXED + HEADER_PER_TENSOR * T))
     THROW(env, "perParamStep: inconsistent header");
   bool isArray;
   uint32_t n;
@@ -113,9 +116,13 @@ static napi_value PerParamStep(napi_env env, napi_callback_info info) {
       THROW(env, "perParamStep: inconsistent tensor header");
     const size_t fullLen = ada && !x->factored ? (size_t)P * Ka * N : 0;
     const size_t rowLen = x->factored ? (size_t)P * Ka * x->nRow : 0, colLen = x->factored ? (size_t)P * Ka * x->nCol : 0;
-    const size_t tl[ARRAYS_PER_TENSOR] = {P * N, P * N, P * (size_t)K * N, ada ? P * N : 0, fullLen, rowLen, colLen,
-                                          x->factored ? N : 0, x->factored ? N : 0, x->factored ? x->nRow : 0, P * N};
-    const napi_typedarray_type tt[ARRAYS_PER_TENSOR] = {F, F, F, F, F, F, F, napi_int32_array, napi_int32_array, napi_int32_array, F};
+    // grad, param; the old accumulators m, v, full, row, col; the new ones (written); the factor
+    // indices; the update (written).
+    const size_t tl[ARRAYS_PER_TENSOR] = {P * N,   P * N,  P * (size_t)K * N, ada ? P * N : 0, fullLen, rowLen, colLen, P * (size_t)K * N,
+                                          ada ? P * N : 0, fullLen, rowLen, colLen, x->factored ? N : 0, x->factored ? N : 0,
+                                          x->factored ? x->nRow : 0, P * N};
+    const napi_typedarray_type I32 = napi_int32_array;
+    const napi_typedarray_type tt[ARRAYS_PER_TENSOR] = {F, F, F, F, F, F, F, F, F, F, F, F, I32, I32, I32, F};
     View w[ARRAYS_PER_TENSOR];
     for (uint32_t i = 0; i < ARRAYS_PER_TENSOR; i++)
       if (!element_view(env, argv[1], ARRAYS_FIXED + ARRAYS_PER_TENSOR * t + i, tt[i], tl[i], &w[i])) {
@@ -125,15 +132,20 @@ static napi_value PerParamStep(napi_env env, napi_callback_info info) {
       }
     x->grad = w[0].data;
     x->param = w[1].data;
-    x->m = w[2].data;
-    x->v = w[3].data;
-    x->full = w[4].data;
-    x->row = w[5].data;
-    x->col = w[6].data;
-    x->rowIndex = w[7].data;
-    x->colIndex = w[8].data;
-    x->restIndex = w[9].data;
-    x->update = w[10].data;
+    x->m0 = w[2].data;
+    x->v0 = w[3].data;
+    x->full0 = w[4].data;
+    x->row0 = w[5].data;
+    x->col0 = w[6].data;
+    x->m = w[7].data;
+    x->v = w[8].data;
+    x->full = w[9].data;
+    x->row = w[10].data;
+    x->col = w[11].data;
+    x->rowIndex = w[12].data;
+    x->colIndex = w[13].data;
+    x->restIndex = w[14].data;
+    x->update = w[15].data;
     if (x->factored) {
       for (size_t i = 0; i < N; i++)
         if ((size_t)x->rowIndex[i] >= x->nRow || (size_t)x->colIndex[i] >= x->nCol) THROW(env, "perParamStep: index out of range");
@@ -162,6 +174,29 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
       Cv.length != (size_t)M * N)
     THROW(env, "sgemm: A, B, C must be Float32Arrays of M·K, K·N and M·N");
   lopt_sgemm(A.data, B.data, Cv.data, M, N, K, d[3]);
+  return NULL;
+}
+
+// tensorMoments(p, m, v: Float32Array [P·N], [P·K·N], [P·N]; P, K, threads; out: Float64Array
+// [P·(1 + 3(K+1))], written): VeLO's per-tensor moments, see perParamStep.h.
+static napi_value TensorMoments(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 7) THROW(env, "tensorMoments: expected (p, m, v, P, K, threads, out)");
+  int32_t d[3];
+  for (int i = 0; i < 3; i++)
+    if (napi_get_value_int32(env, argv[3 + i], &d[i]) != napi_ok) THROW(env, "tensorMoments: P, K and threads must be integers");
+  const int P = d[0], K = d[1];
+  View p, m, v, out;
+  if (P < 1 || K < 1 || K > 64 || !view_of(env, argv[0], &p) || !view_of(env, argv[1], &m) || !view_of(env, argv[2], &v) ||
+      !view_of(env, argv[6], &out) || p.type != napi_float32_array || m.type != napi_float32_array || v.type != napi_float32_array ||
+      out.type != napi_float64_array || p.length < (size_t)P || p.length % (size_t)P != 0)
+    THROW(env, "tensorMoments: p, m, v must be Float32Arrays and out a Float64Array");
+  const size_t N = p.length / (size_t)P;
+  if (m.length != (size_t)P * K * N || v.length != (size_t)P * N || out.length != (size_t)P * (1 + 3 * (K + 1)))
+    THROW(env, "tensorMoments: m, v or out has the wrong length");
+  if (lopt_tensor_moments(p.data, m.data, v.data, N, P, K, d[2], out.data) != 0) THROW(env, "tensorMoments: out of memory");
   return NULL;
 }
 
@@ -210,6 +245,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"perParamStep", NULL, PerParamStep, NULL, NULL, NULL, napi_default_method, NULL},
       {"mlpLossAndGrads", NULL, MlpLossAndGrads, NULL, NULL, NULL, napi_default_method, NULL},
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default_method, NULL},
+      {"tensorMoments", NULL, TensorMoments, NULL, NULL, NULL, napi_default_method, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

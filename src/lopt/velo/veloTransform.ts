@@ -1,17 +1,21 @@
 // VeLO's step as a gradient transformation: HyperV2.opt_fn's update (hyper_v2.py), for every
 // tensor and population member. Order, as the reference: loss buffer ← loss; gradients clipped;
 // LSTM inputs from the old parameters, clipped gradients and *old* accumulators; LSTM; then the
-// accumulators step and each tensor's interpolated MLP reads the new ones.
+// accumulators step and each tensor's interpolated MLP reads the new ones. On the synchronous CPU
+// backends (wasm, cpu) the per-parameter part runs on the native fused kernel (veloNative.ts); the
+// tfjs-ops path below is its reference (and runs on GPU backends and with LOPT_KERNELS=ops).
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradientTransformation, UpdateContext } from '../../optim/transform.js';
 import type { Params } from '../../tree/params.js';
-import { initAccumulators, normalizedFeatures, tensorFeatures, type Accumulators, type Decays } from '../features.js';
+import { cpuKernels } from '../../kernels/native.js';
+import { initAccumulators, memberShape, normalizedFeatures, tensorFeatures, type Accumulators, type Decays } from '../features.js';
 import type { LearnedOptimizerOptions } from '../types.js';
 import { ADAFACTOR_DECAYS, EXP_MULT, GRAD_CLIP, MAX_TRAINING_STEPS, MOMENTUM_DECAYS, RMS_DECAYS, STEP_MULT, type ResolvedVeloConfig } from './config.js';
 import { initLossBuffer, lossBufferDecays, lossFeatures, updateLossBuffer, type LossBuffer } from './lossBuffer.js';
 import { initialLstmState, rnnForward, type LstmState } from './rnn.js';
 import { fractionTrainedFeatures, lstmInputs } from './tensorSummary.js';
 import { applyTensorMlp, interpolateMlps } from './tensorMlp.js';
+import { veloLstmInputs, veloNativeStep } from './veloNative.js';
 
 /**
  * VeLO's inner state. `count` (updates so far) and `horizon` (the planned run length) are one
@@ -60,6 +64,14 @@ function memberLosses(loss: UpdateContext['loss'], P: number, population: number
 }
 
 const isSyncBackend = (): boolean => tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu';
+
+/**
+ * The gradient clipped to ±GRAD_CLIP with a NaN kept NaN (as jnp.clip; wasm's clip turns it into
+ * −GRAD_CLIP), so that a NaN gradient is caught as non-finite. An infinite one is clipped.
+ */
+function clipGradient(g: tf.Tensor): tf.Tensor {
+  return tf.where(tf.isNaN(g), g, tf.clipByValue(g, -GRAD_CLIP, GRAD_CLIP));
+}
 
 export function veloTransform(config: ResolvedVeloConfig, theta: Params, options: LearnedOptimizerOptions): GradientTransformation<VeloState> {
   const population = options.population;
@@ -130,25 +142,59 @@ export function veloTransform(config: ResolvedVeloConfig, theta: Params, options
         1,
       ) as tf.Tensor2D;
 
-      // Per-tensor LSTM over the old parameters and accumulators.
+      // Per-tensor LSTM over the old parameters and accumulators (its inputs from the kernel's moments on the native path).
+      const native = cpuKernels(tf.getBackend());
       const p3: tf.Tensor3D[] = [];
-      const g3: tf.Tensor[] = [];
-      const rows = names.map((name) => {
-        const p = withP(params[name]!);
-        const N = p.size / P;
-        const pFlat = tf.reshape(p, [P, 1, N]) as tf.Tensor3D;
-        p3.push(pFlat);
-        g3.push(tf.clipByValue(withP(grads[name]!), -GRAD_CLIP, GRAD_CLIP));
-        const acc = state.acc[name]!;
-        return lstmInputs(pFlat, acc['m'] as tf.Tensor3D, acc['v'] as tf.Tensor3D, shapeOf(params[name]!), shared);
-      });
-      const rnn = rnnForward(thetaP, tf.stack(rows, 1) as tf.Tensor3D, state.lstm);
+      let lstmIn: tf.Tensor3D;
+      let paramScale: Float64Array | null = null;
+      if (native !== null) {
+        const tensors = names.map((name) => ({ shape: shapeOf(params[name]!), param: params[name]!, m: state.acc[name]!['m']!, v: state.acc[name]!['v']! }));
+        ({ x: lstmIn, paramScale } = veloLstmInputs(native, P, tensors, shared));
+      } else {
+        const rows = names.map((name) => {
+          const p = withP(params[name]!);
+          const pFlat = tf.reshape(p, [P, 1, p.size / P]) as tf.Tensor3D;
+          p3.push(pFlat);
+          const acc = state.acc[name]!;
+          return lstmInputs(pFlat, acc['m'] as tf.Tensor3D, acc['v'] as tf.Tensor3D, shapeOf(params[name]!), shared);
+        });
+        lstmIn = tf.stack(rows, 1) as tf.Tensor3D;
+      }
+      const rnn = rnnForward(thetaP, lstmIn, state.lstm);
       const mlps = interpolateMlps(thetaP, rnn.controls);
+      const lstm = config.useBuggedNextLstmState ? state.lstm : rnn.state;
+      const count = Array.isArray(state.count) ? state.count.map((c) => c + 1) : state.count + 1;
+      const warn = (name: string, member: number) =>
+        options.onWarning!({ kind: 'non-finite-gradient', parameter: population === undefined ? name : `${name}[member ${member}]`, step: counts[member]! });
+
+      if (native !== null && paramScale !== null) {
+        const r = veloNativeStep(
+          native,
+          P,
+          mlps,
+          rnn.lrMult,
+          paramScale,
+          names.map((name) => ({
+            shape: memberShape(population === undefined ? [1, ...params[name]!.shape] : params[name]!.shape),
+            grad: grads[name]!,
+            param: params[name]!,
+            acc: state.acc[name]!,
+          })),
+        );
+        const updates: Params = {};
+        const acc: Record<string, Accumulators> = {};
+        names.forEach((name, t) => {
+          updates[name] = r.updates[t]!;
+          acc[name] = r.acc[t]!;
+          if (options.onWarning) for (let k = 0; k < P; k++) if (r.finite[t * P + k] === 0) warn(name, k);
+        });
+        return { updates, state: { count, horizon: state.horizon, acc, loss: buffer, lstm } };
+      }
 
       // Each tensor: accumulators ← clipped gradient; its MLP on the new features; the step.
       const d = decays();
       const results = names.map((name, t) => {
-        const f = tensorFeatures('velo', g3[t]!, withP(params[name]!), state.acc[name]!, d);
+        const f = tensorFeatures('velo', clipGradient(withP(grads[name]!)), withP(params[name]!), state.acc[name]!, d);
         const { direction, magnitude } = applyTensorMlp(normalizedFeatures(f), mlps, t);
         const paramScale = tf.sqrt(tf.add(tf.mean(tf.square(p3[t]!), 2), 1e-9));
         const lrMult = tf.slice(rnn.lrMult, [0, t], [P, 1]);
@@ -165,8 +211,7 @@ export function veloTransform(config: ResolvedVeloConfig, theta: Params, options
         const memberFlags = flags === null ? null : Array.from(flags.subarray(i * P, (i + 1) * P));
         if (memberFlags !== null && options.onWarning) {
           memberFlags.forEach((ok, k) => {
-            if (ok === 0)
-              options.onWarning!({ kind: 'non-finite-gradient', parameter: population === undefined ? name : `${name}[member ${k}]`, step: counts[k]! });
+            if (ok === 0) warn(name, k);
           });
         }
         if (memberFlags !== null && memberFlags.every((ok) => ok !== 0)) {
@@ -184,8 +229,6 @@ export function veloTransform(config: ResolvedVeloConfig, theta: Params, options
         acc[name] = kept;
         updates[name] = tf.reshape(tf.where(tf.reshape(r.finite, [P, 1]), r.update, tf.zerosLike(r.update)), params[name]!.shape);
       });
-      const lstm = config.useBuggedNextLstmState ? state.lstm : rnn.state;
-      const count = Array.isArray(state.count) ? state.count.map((c) => c + 1) : state.count + 1;
       return { updates, state: { count, horizon: state.horizon, acc, loss: buffer, lstm } };
     },
   };
