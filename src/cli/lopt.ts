@@ -7,6 +7,8 @@ import { describeTasks } from './tasksCommand.js';
 import { describeShippedCheckpoints } from './checkpointsCommand.js';
 import { convertCommand } from './convertCommand.js';
 import { metaTrainCommand } from './metaTrainCommand.js';
+import { workerCommand } from './workerCommand.js';
+import { parseQueueUrl } from '../distributed/queueUrl.js';
 import { benchCommand, evalCommand, selectCommand } from './benchCommand.js';
 import { DEFAULT_BENCH_OPTIMIZERS } from '../evaluate/runBench.js';
 import { writeModelCard } from '../evaluate/modelCard.js';
@@ -19,6 +21,16 @@ function positiveInt(name: string) {
     if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer; got '${v}'`);
     return n;
   };
+}
+
+/** Checks a --queue URL when the command line is read (before any work); the text is kept, credentials and all, for the command. */
+function queueUrl(v: string): string {
+  try {
+    parseQueueUrl(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^--queue: /, ''));
+  }
+  return v;
 }
 
 function optimizerList(v: string): OptimizerName[] {
@@ -97,11 +109,48 @@ program
   .addOption(backendOption)
   .option('--out <dir>', 'run folder (default runs/<recipe name>-<time>)')
   .option('--continuation <file>', 'with --recipe: start from this continuation file when it exists (any machine), and keep it updated at every checkpoint')
+  .option(
+    '--queue <url>',
+    'run the units on `lopt worker`s through this Redis queue: redis://[user:password@]host:port[/db], rediss:// for TLS (password also from LOPT_REDIS_PASSWORD)',
+    queueUrl,
+  )
+  .option(
+    '--queue-timeout <seconds>',
+    'with --queue: how long Redis may be unreachable before the run stops with a checkpoint',
+    positiveInt('--queue-timeout'),
+    60,
+  )
   .action(
-    async (o: { recipe?: string; resume?: string; workers?: number; backend?: ReturnType<typeof parseBackendName>; out?: string; continuation?: string }) => {
+    async (o: {
+      recipe?: string;
+      resume?: string;
+      workers?: number;
+      backend?: ReturnType<typeof parseBackendName>;
+      out?: string;
+      continuation?: string;
+      queue?: string;
+      queueTimeout: number;
+    }) => {
       process.exitCode = await metaTrainCommand(o);
     },
   );
+
+program
+  .command('worker')
+  .description('run meta-training units from a Redis queue for any `lopt meta-train --queue` host (one per machine, or more)')
+  .requiredOption('--queue <url>', 'redis://[user:password@]host:port[/db], rediss:// for TLS (password also from LOPT_REDIS_PASSWORD)', queueUrl)
+  .option('--threads <n>', 'units run at once, each in its own worker thread', positiveInt('--threads'), 1)
+  .addOption(backendOption)
+  .option('--recipe <file>', "take only this recipe's units (others are refused)")
+  .option(
+    '--stalled-timeout <seconds>',
+    'seconds after which a unit whose worker stopped answering goes to another worker',
+    positiveInt('--stalled-timeout'),
+    30,
+  )
+  .action(async (o: { queue: string; threads: number; backend?: ReturnType<typeof parseBackendName>; recipe?: string; stalledTimeout: number }) => {
+    process.exitCode = await workerCommand(o);
+  });
 
 const commaList = (v: string) =>
   v

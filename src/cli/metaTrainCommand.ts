@@ -2,11 +2,17 @@
 // listening to its events, and a held-out comparison against Adam at the end.
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { initBackend, type BackendName } from '../backend/select.js';
 import { createLearnedOptimizer } from '../lopt/registry.js';
 import { compareWithAdam } from '../meta/compareWithAdam.js';
-import { loadRecipe, parseRecipe, type Recipe } from '../meta/recipe.js';
+import { loadRecipe, parseRecipe, recipeHash, type Recipe } from '../meta/recipe.js';
+import type { RunUnit } from '../meta/estimator.js';
+import type { MetaTrainListener } from '../meta/events.js';
+import { createQueueHost } from '../distributed/queueHost.js';
+import { parseQueueUrl, type QueueEndpoint } from '../distributed/queueUrl.js';
+import { ownBuild, runIdOf } from '../distributed/unitJob.js';
+import { kernelMode } from '../kernels/native.js';
 import { listCheckpoints, runPaths } from '../meta/runDir.js';
 import { metaTrain } from '../meta/trainer.js';
 import { UNITS_MODULE, type Units } from '../units.js';
@@ -21,6 +27,10 @@ export interface MetaTrainCommandOptions {
   backend?: BackendName | 'auto';
   out?: string;
   continuation?: string;
+  /** redis://… — units go to `lopt worker`s through this queue instead of local worker threads. */
+  queue?: string;
+  /** Seconds Redis may be unreachable before the run stops (default 60). */
+  queueTimeout?: number;
 }
 
 function timestamp(): string {
@@ -59,13 +69,44 @@ async function resolveRecipe(o: MetaTrainCommandOptions): Promise<{ recipe: Reci
   return { recipe, runDir, resume: false };
 }
 
+/** Local worker threads, or a queue host when --queue is given. */
+async function unitRunner(
+  endpoint: QueueEndpoint | undefined,
+  workers: number,
+  backend: BackendName,
+  recipe: Recipe,
+  runDir: string,
+  queueTimeout: number,
+  listener: MetaTrainListener,
+): Promise<{ run: RunUnit; close(): Promise<void> }> {
+  if (endpoint === undefined) {
+    const pool = await createUnitPool<Units>({ workers, unitsModule: UNITS_MODULE, backend, onWarning: (message) => listener({ type: 'warning', message }) });
+    return { run: (input) => pool.run('truncation', input), close: () => pool.close() };
+  }
+  const hash = recipeHash(recipe);
+  return createQueueHost({
+    endpoint,
+    runId: runIdOf(resolve(runDir), hash),
+    recipeHash: hash,
+    build: await ownBuild(backend, kernelMode()),
+    redisTimeoutSeconds: queueTimeout,
+    onEvent: listener,
+  });
+}
+
 export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<number> {
   if (o.continuation !== undefined && (o.resume !== undefined || o.recipe === undefined)) {
     throw new Error('meta-train: --continuation goes with --recipe (not --resume): lopt meta-train --recipe R.json --continuation STATE.lopt');
   }
+  if (o.queue !== undefined && o.workers !== undefined) {
+    throw new Error(
+      'meta-train: --workers sets local worker threads, --queue sends the units to `lopt worker`s; give one (start workers with lopt worker --queue URL --threads N)',
+    );
+  }
+  const endpoint = o.queue !== undefined ? parseQueueUrl(o.queue) : undefined;
   const { recipe, runDir, resume } = await resolveRecipe(o);
   const units = recipe.estimators.reduce((s, e) => s + Math.ceil(e.particles / e.particlesPerUnit), 0);
-  const workers = o.workers ?? Math.min(availableParallelism(), units);
+  const workers = endpoint !== undefined ? 0 : (o.workers ?? Math.min(availableParallelism(), units));
   const backend = await initBackend(o.backend ? { backend: o.backend, log: () => {} } : { log: () => {} });
 
   const stop = new AbortController();
@@ -87,27 +128,23 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
   };
   process.on('SIGINT', onSigint);
 
-  const pool = await createUnitPool<Units>({
-    workers,
-    unitsModule: UNITS_MODULE,
-    backend,
-    onWarning: (message) => reporter.listener({ type: 'warning', message }),
-  });
+  const runner = await unitRunner(endpoint, workers, backend, recipe, runDir, o.queueTimeout ?? 60, reporter.listener);
   let result;
   try {
     result = await metaTrain({
       recipe,
       runDir,
       resume,
-      run: (input) => pool.run('truncation', input),
+      run: runner.run,
       workers,
+      ...(endpoint !== undefined ? { queue: endpoint.display } : {}),
       backend,
       onEvent: reporter.listener,
       signal: stop.signal,
       ...(o.continuation !== undefined ? { continuation: o.continuation } : {}),
     });
   } finally {
-    await pool.close();
+    await runner.close();
     await reporter.close();
     process.off('SIGINT', onSigint);
   }

@@ -22,8 +22,18 @@ export interface EstimatorOptions {
   thetaSize: number;
 }
 
-/** Runs a unit somewhere (this thread or a worker) and returns its result. */
-export type UnitRunner = (input: TruncationUnitInput) => Promise<TruncationUnitOutput>;
+/** Where a unit sits in its estimator's outer step: names a queued job (src/distributed/). */
+export interface UnitTag {
+  outerStep: number;
+  /** The unit's index among its estimator's units for this step. */
+  unit: number;
+}
+
+/** Runs a unit somewhere (this thread, a worker thread, a queue) and returns its result. */
+export type UnitRunner = (input: TruncationUnitInput, tag: UnitTag) => Promise<TruncationUnitOutput>;
+
+/** A UnitRunner for a whole run: the trainer adds the estimator's index to the tag. */
+export type RunUnit = (input: TruncationUnitInput, tag: UnitTag & { estimator: number }) => Promise<TruncationUnitOutput>;
 
 export interface EstimateResult {
   /** The meta-gradient estimate, one value per meta-parameter (flat theta order). */

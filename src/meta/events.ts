@@ -15,6 +15,8 @@ export interface RunStartEvent {
   resumedFrom: string | null;
   backend: string;
   workers: number;
+  /** With `--queue`: the queue's URL, without credentials (units run on `lopt worker`s, not local workers). */
+  queue?: string;
   /** One label per gradient estimator, e.g. 'pes mlp-mnist8-w32-d1-relu-b128-mup'. */
   estimators: string[];
 }
@@ -76,6 +78,27 @@ export interface RunEndEvent {
   error?: string;
 }
 
-export type MetaTrainEvent = RunStartEvent | OuterStepEvent | CheckpointEvent | WarningEvent | RunEndEvent;
+/** One `lopt worker` as the host sees it through the queue. */
+export interface WorkerStatus {
+  /** host:pid of the worker process. */
+  id: string;
+  host: string;
+  /** Units it runs at once (`--threads`). */
+  threads: number;
+  /** Units it has finished since it started (for any run). */
+  unitsDone: number;
+  /** Seconds since its last heartbeat. */
+  lastSeenSeconds: number;
+  /** Inner steps per second of this run's units it returned over the last minute (population members counted one by one). */
+  innerStepsPerSecond: number;
+}
+
+/** With `--queue`: the workers connected to the queue, every few seconds and whenever one comes or goes. */
+export interface WorkersEvent {
+  type: 'workers';
+  workers: WorkerStatus[];
+}
+
+export type MetaTrainEvent = RunStartEvent | OuterStepEvent | CheckpointEvent | WarningEvent | WorkersEvent | RunEndEvent;
 
 export type MetaTrainListener = (event: MetaTrainEvent) => void;

@@ -34,20 +34,23 @@ export function fullEsEstimator(o: FullEsEstimatorOptions): GradientEstimator {
         Array.from({ length: unitCount }, (_, u) => {
           const from = u * o.particlesPerUnit;
           const k = Math.min(o.particlesPerUnit, K - from);
-          return run({
-            task: o.family.sample(new Rng(o.root).fork(`outer-${outerStep}`).fork(`unit-${u}`)),
-            lopt: o.lopt,
-            root: o.root,
-            particles: Array.from({ length: k }, (_, j) => from + j),
-            // Episode index = outer step: fresh init and data seeds every outer step.
-            particleStates: Array.from({ length: k }, () => ({ episode: outerStep, step: 0, length: steps })),
-            lengths: { kind: 'fixed', steps },
-            thetas: perturbedThetas(theta, noise, o.sigma, from, k),
-            steps,
-            start: 'persistent',
-            state: null,
-            ...(o.metaLoss === 'last-fresh' ? { finalLoss: { batches: o.freshBatches, split: o.freshSplit } } : {}),
-          });
+          return run(
+            {
+              task: o.family.sample(new Rng(o.root).fork(`outer-${outerStep}`).fork(`unit-${u}`)),
+              lopt: o.lopt,
+              root: o.root,
+              particles: Array.from({ length: k }, (_, j) => from + j),
+              // Episode index = outer step: fresh init and data seeds every outer step.
+              particleStates: Array.from({ length: k }, () => ({ episode: outerStep, step: 0, length: steps })),
+              lengths: { kind: 'fixed', steps },
+              thetas: perturbedThetas(theta, noise, o.sigma, from, k),
+              steps,
+              start: 'persistent',
+              state: null,
+              ...(o.metaLoss === 'last-fresh' ? { finalLoss: { batches: o.freshBatches, split: o.freshSplit } } : {}),
+            },
+            { outerStep, unit: u },
+          );
         }),
       );
       const deltas: number[] = [];

@@ -16,7 +16,7 @@ import { printable } from '../text/printable.js';
 import { disposeState, stateLeaves, type StateTree } from '../tree/stateTree.js';
 import { buildEstimators } from './buildEstimators.js';
 import { acquireLock } from './runLock.js';
-import type { EstimateResult, EstimatorState, GradientEstimator, UnitRunner } from './estimator.js';
+import type { EstimateResult, EstimatorState, GradientEstimator, RunUnit } from './estimator.js';
 import type { MetaTrainListener } from './events.js';
 import { readContinuation, writeContinuation, type History, type Segment } from './continuation.js';
 import { recipeHash, type Recipe } from './recipe.js';
@@ -54,8 +54,10 @@ export interface MetaTrainOptions {
   runDir: string;
   /** Continue from the newest usable checkpoint in runDir. */
   resume?: boolean;
-  run: UnitRunner;
+  run: RunUnit;
   workers: number;
+  /** Where units go when not to local workers: the queue's URL without credentials (run-start shows it). */
+  queue?: string;
   backend: string;
   onEvent?: MetaTrainListener;
   /** Aborting stops the run after the current outer step, with a checkpoint. */
@@ -210,6 +212,7 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
     resumedFrom,
     backend: options.backend,
     workers: options.workers,
+    ...(options.queue !== undefined ? { queue: options.queue } : {}),
     estimators: estimators.map((e) => e.label),
   });
 
@@ -248,7 +251,9 @@ async function metaTrainLocked(options: MetaTrainOptions): Promise<MetaTrainResu
       const t0 = now();
       // Estimators take the state and return the next one: if any fails, nothing is committed
       // (allSettled: one still running when another fails finishes before the run stops).
-      const settled = await Promise.allSettled(estimators.map((e, i) => e.estimate(state.theta, state.step, state.estimators[i]!, options.run)));
+      const settled = await Promise.allSettled(
+        estimators.map((e, i) => e.estimate(state.theta, state.step, state.estimators[i]!, (input, tag) => options.run(input, { ...tag, estimator: i }))),
+      );
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const estimates = settled.map((r) => (r as PromiseFulfilledResult<{ result: EstimateResult; state: EstimatorState }>).value);

@@ -156,19 +156,22 @@ export function truncatedEstimator(o: TruncatedEstimatorOptions): GradientEstima
       const noise = sampleNoise(o.root, outerStep, K, o.thetaSize);
       const outputs: TruncationUnitOutput[] = await Promise.all(
         units.map((u, ui) =>
-          run({
-            task: taskOf(ui, outerStep),
-            lopt: o.lopt,
-            root: o.root,
-            particles: Array.from({ length: u.k }, (_, j) => u.from + j),
-            particleStates: particles.slice(u.from, u.from + u.k),
-            lengths: o.lengths,
-            thetas: perturbedThetas(theta, noise, o.sigma, u.from, u.k),
-            steps: o.truncationLength,
-            start: o.kind === 'truncated-es' ? 'shared' : 'persistent',
-            state: unitStates[ui]!,
-            ...(o.lossWeighting === 'linear' ? { lossWeighting: 'linear' as const } : {}),
-          }),
+          run(
+            {
+              task: taskOf(ui, outerStep),
+              lopt: o.lopt,
+              root: o.root,
+              particles: Array.from({ length: u.k }, (_, j) => u.from + j),
+              particleStates: particles.slice(u.from, u.from + u.k),
+              lengths: o.lengths,
+              thetas: perturbedThetas(theta, noise, o.sigma, u.from, u.k),
+              steps: o.truncationLength,
+              start: o.kind === 'truncated-es' ? 'shared' : 'persistent',
+              state: unitStates[ui]!,
+              ...(o.lossWeighting === 'linear' ? { lossWeighting: 'linear' as const } : {}),
+            },
+            { outerStep, unit: ui },
+          ),
         ),
       );
       const losses: ParticleLosses[] = [];

@@ -1,0 +1,266 @@
+// The host side of distributed meta-training: each truncation unit becomes a BullMQ job that any
+// `lopt worker` may take; its result comes back through the job's return value. The estimators
+// await all their units and sum them in their fixed order, so where a unit ran changes nothing.
+//
+// Faults: a unit that fails `attempts` times fails the outer step (the trainer then stops with a
+// checkpoint). A unit whose worker dies is BullMQ's: its lock expires and another worker takes it.
+// Redis going away is watched here: the host warns, waits up to `redisTimeoutSeconds`, then
+// fails every unit in flight; jobs a restarted Redis lost are enqueued again (same id, same
+// input, so the same result).
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { TruncationUnitInput, TruncationUnitOutput } from '../meta/truncationUnit.js';
+import type { RunUnit, UnitTag } from '../meta/estimator.js';
+import type { WarningEvent, WorkersEvent, WorkerStatus } from '../meta/events.js';
+import { printable } from '../text/printable.js';
+import type { QueueEndpoint } from './queueUrl.js';
+import { QUEUE_NAME, QUEUE_PREFIX, readUnitResult, unitJobData, unitJobId, type Build, type UnitJobTag } from './unitJob.js';
+import { claimSession, HEARTBEAT_MS, readBeats, releaseSession } from './workerRegistry.js';
+
+export interface QueueHostOptions {
+  endpoint: QueueEndpoint;
+  /** runIdOf(run folder, recipe hash). */
+  runId: string;
+  recipeHash: string;
+  build: Build;
+  /** Tries per unit before the outer step fails (default 2). */
+  attempts?: number;
+  /** How long Redis may be unreachable before every unit in flight fails (default 60 s). */
+  redisTimeoutSeconds?: number;
+  onEvent?: (event: WarningEvent | WorkersEvent) => void;
+}
+
+export interface QueueHost {
+  run: RunUnit;
+  /** Per unit: round trip minus the worker's compute time, in ms, in completion order. */
+  latenciesMs(): number[];
+  close(): Promise<void>;
+}
+
+interface Pending {
+  id: string;
+  data: ReturnType<typeof unitJobData>;
+  innerSteps: number;
+  sentAt: number;
+  resolve: (output: TruncationUnitOutput) => void;
+  reject: (error: Error) => void;
+}
+
+const POLL_MS = 2_000;
+
+export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
+  const attempts = o.attempts ?? 2;
+  const timeoutMs = (o.redisTimeoutSeconds ?? 60) * 1000;
+  const emit = o.onEvent ?? (() => undefined);
+  const where = o.endpoint.display;
+  const session = Date.now().toString(36) + randomBytes(4).toString('hex');
+
+  // Our own client watches the connection (and lists workers); BullMQ's reconnect on their own.
+  const redis = new Redis({ ...o.endpoint.connection, lazyConnect: true });
+  let lastError = 'no answer';
+  redis.on('error', (e: Error) => (lastError = e.message));
+  await connectWithin(redis, timeoutMs, where, () => lastError);
+
+  const queue = new Queue(QUEUE_NAME, { connection: o.endpoint.connection, prefix: QUEUE_PREFIX });
+  const events = new QueueEvents(QUEUE_NAME, { connection: o.endpoint.connection, prefix: QUEUE_PREFIX });
+  queue.on('error', (e: Error) => (lastError = e.message));
+  events.on('error', (e: Error) => (lastError = e.message));
+  await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+
+  await claimSession(redis, o.runId, session);
+  await dropStaleJobs(queue, o.runId, session);
+
+  const pending = new Map<string, Pending>();
+  const latencies: number[] = [];
+  /** worker id → [completion time ms, inner steps] over the last minute. */
+  const recent = new Map<string, Array<[number, number]>>();
+  let closed = false;
+  let failure: Error | null = null;
+  let downSince: number | null = null;
+
+  const failAll = (error: Error): void => {
+    failure = error;
+    for (const p of pending.values()) p.reject(error);
+    pending.clear();
+  };
+
+  redis.on('close', () => {
+    if (closed || downSince !== null) return;
+    downSince = Date.now();
+    emit({ type: 'warning', message: `queue: lost Redis at ${where} (${printable(lastError, 120)}); waiting up to ${timeoutMs / 1000} s for it` });
+  });
+  redis.on('ready', () => {
+    if (closed || downSince === null) return;
+    emit({ type: 'warning', message: `queue: Redis at ${where} is back after ${((Date.now() - downSince) / 1000).toFixed(1)} s` });
+    downSince = null;
+    // A restarted Redis may have lost the jobs; the poll re-enqueues them.
+    void poll();
+  });
+
+  const settle = async (id: string): Promise<void> => {
+    const p = pending.get(id);
+    if (p === undefined) return;
+    const job = await queue.getJob(id);
+    if (job === undefined || !pending.has(id)) return;
+    const state = await job.getState();
+    if (state === 'completed') {
+      pending.delete(id);
+      try {
+        const result = readUnitResult(job.returnvalue);
+        latencies.push(Math.max(0, performance.now() - p.sentAt - result.seconds * 1000));
+        const list = recent.get(result.worker.id) ?? [];
+        list.push([Date.now(), p.innerSteps]);
+        recent.set(result.worker.id, list);
+        p.resolve(result.output);
+      } catch (e) {
+        p.reject(new Error(`queue: unit ${id}: ${(e as Error).message}`));
+      }
+      await job.remove().catch(() => undefined);
+    } else if (state === 'failed') {
+      pending.delete(id);
+      const tries = job.attemptsMade;
+      p.reject(new Error(`queue: unit ${id} failed ${tries === 1 ? 'once' : `${tries} times`}: ${printable(job.failedReason ?? 'no reason given', 2000)}`));
+      await job.remove().catch(() => undefined);
+    }
+  };
+
+  events.on('completed', ({ jobId }) => void settle(jobId).catch(() => undefined));
+  events.on('failed', ({ jobId }) => void settle(jobId).catch(() => undefined));
+
+  // The events are the fast path; this poll catches what they miss (a reconnect, a restarted
+  // Redis that lost the jobs) and enforces the Redis timeout.
+  let polling = false;
+  const poll = async (): Promise<void> => {
+    if (closed || polling) return;
+    if (downSince !== null) {
+      if (Date.now() - downSince > timeoutMs && pending.size > 0) {
+        failAll(new Error(`queue: Redis at ${where} unreachable for ${timeoutMs / 1000} s (${printable(lastError, 120)})`));
+      }
+      return;
+    }
+    polling = true;
+    try {
+      let requeued = 0;
+      for (const p of [...pending.values()]) {
+        if ((await queue.getJob(p.id)) === undefined) {
+          if (!pending.has(p.id)) continue;
+          await queue.add('truncation', p.data, jobOptions(p.id, attempts));
+          requeued += 1;
+        } else await settle(p.id);
+      }
+      if (requeued > 0) emit({ type: 'warning', message: `queue: Redis had lost ${requeued} unit${requeued === 1 ? '' : 's'} (restarted?); enqueued again` });
+      emit({ type: 'workers', workers: statuses(await readBeats(redis)) });
+    } catch {
+      // Redis went away mid-poll: the 'close' handler and the next poll deal with it.
+    } finally {
+      polling = false;
+    }
+  };
+  const statuses = (beats: Awaited<ReturnType<typeof readBeats>>): WorkerStatus[] => {
+    const now = Date.now();
+    return beats.map((b) => {
+      const list = (recent.get(b.id) ?? []).filter(([t]) => now - t <= 60_000);
+      recent.set(b.id, list);
+      const steps = list.reduce((s, [, n]) => s + n, 0);
+      const span = Math.min(60, Math.max(1, (now - b.startedAt) / 1000));
+      return {
+        id: b.id,
+        host: b.host,
+        threads: b.threads,
+        unitsDone: b.unitsDone,
+        lastSeenSeconds: Math.max(0, (now - b.at) / 1000),
+        innerStepsPerSecond: steps / span,
+      };
+    });
+  };
+  const timer = setInterval(() => void poll(), Math.min(POLL_MS, HEARTBEAT_MS));
+
+  const run: RunUnit = (input: TruncationUnitInput, tag: UnitTag & { estimator: number }) => {
+    if (failure !== null) return Promise.reject(failure);
+    if (closed) return Promise.reject(new Error('queue: the host is closed'));
+    const jobTag: UnitJobTag = { runId: o.runId, session, outerStep: tag.outerStep, estimator: tag.estimator, unit: tag.unit };
+    const id = unitJobId(jobTag);
+    const data = unitJobData(jobTag, o.build, o.recipeHash, input);
+    return new Promise<TruncationUnitOutput>((resolve, reject) => {
+      const p: Pending = {
+        id,
+        data,
+        innerSteps: input.thetas.length > 0 ? input.particles.length * 2 * input.steps : 0,
+        sentAt: performance.now(),
+        resolve,
+        reject,
+      };
+      pending.set(id, p);
+      queue.add('truncation', data, jobOptions(id, attempts)).then(
+        () => void settle(id).catch(() => undefined),
+        (e: Error) => {
+          if (pending.delete(id)) reject(new Error(`queue: could not enqueue unit ${id}: ${printable(e.message, 200)}`));
+        },
+      );
+    });
+  };
+
+  return {
+    run,
+    latenciesMs: () => latencies.slice(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      failAll(new Error('queue: the host is closed'));
+      // Leave nothing of this session for the workers (best effort: Redis may be gone).
+      await withTimeout(
+        (async () => {
+          await dropStaleJobs(queue, o.runId, null);
+          await releaseSession(redis, o.runId, session);
+        })(),
+        3_000,
+      ).catch(() => undefined);
+      await withTimeout(Promise.all([queue.close(), events.close()]), 3_000).catch(() => Promise.all([queue.disconnect(), events.disconnect()]));
+      redis.disconnect();
+    },
+  };
+}
+
+function jobOptions(id: string, attempts: number) {
+  // Kept after completion until the host has read the result (then removed by it).
+  return { jobId: id, attempts, removeOnComplete: false, removeOnFail: false };
+}
+
+/** Removes the run's jobs still waiting that belong to another session (or to any, with null). */
+async function dropStaleJobs(queue: Queue, runId: string, keep: string | null): Promise<void> {
+  const jobs = await queue.getJobs(['waiting', 'delayed', 'prioritized', 'completed', 'failed']);
+  for (const job of jobs) {
+    const id = job?.id;
+    if (id === undefined || !id.startsWith(`${runId}.`)) continue;
+    if (keep !== null && id.startsWith(`${runId}.${keep}.`)) continue;
+    await job.remove().catch(() => undefined); // active ones are locked: their workers find the session gone
+  }
+}
+
+async function connectWithin(redis: Redis, ms: number, where: string, lastError: () => string): Promise<void> {
+  try {
+    await withTimeout(redis.connect(), ms);
+  } catch {
+    redis.disconnect();
+    throw new Error(`queue: cannot reach Redis at ${where} within ${ms / 1000} s (${printable(lastError(), 160)})`);
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
