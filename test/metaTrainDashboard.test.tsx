@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MetaTrainDashboard, startDashboard } from '../src/cli/metaTrain/dashboard.js';
 import { createDashboardStore, reduceDashboard, initialDashboardState, META_LOSS_HISTORY } from '../src/cli/metaTrain/dashboardState.js';
 import { renderMetaLossChart } from '../src/cli/metaTrain/metaLossChart.js';
+import type { WorkerStatus, WorkersEvent } from '../src/meta/events.js';
 import { checkpoint, outerStep, runEnd, runStart } from './helpers/metaTrainEvents.js';
 import { fakeTerminal } from './helpers/fakeTerminal.js';
 
@@ -20,6 +21,16 @@ import { fakeTerminal } from './helpers/fakeTerminal.js';
 const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 afterEach(() => cleanup());
+
+const QUEUE = 'redis://10.0.0.5:6379/0';
+
+function worker(id: string, overrides: Partial<WorkerStatus> = {}): WorkerStatus {
+  return { id, host: id.split(':')[0] ?? id, threads: 1, unitsDone: 0, lastSeenSeconds: 0, innerStepsPerSecond: 0, ...overrides };
+}
+
+function workers(...list: WorkerStatus[]): WorkersEvent {
+  return { type: 'workers', workers: list };
+}
 
 function renderDashboard() {
   const store = createDashboardStore();
@@ -156,6 +167,80 @@ describe('meta-train dashboard', () => {
     dashboard.listener(runStart());
     await dashboard.close();
     await expect(dashboard.waitUntilExit()).resolves.toBeUndefined();
+  });
+});
+
+describe('meta-train dashboard with a queue', () => {
+  it('says units run through the queue and lists each worker with a total row', async () => {
+    const { store, frame } = renderDashboard();
+    store.dispatch(runStart({ workers: 0, queue: QUEUE }));
+    await tick();
+    expect(frame()).toContain(`tensorflow · units run on lopt workers via ${QUEUE}`);
+    expect(frame()).not.toContain('0 workers');
+
+    store.dispatch(
+      workers(
+        worker('gpu-b:77', { threads: 2, unitsDone: 5, lastSeenSeconds: 0.4, innerStepsPerSecond: 45.5 }),
+        worker('gpu-a:4242', { threads: 4, unitsDone: 17, lastSeenSeconds: 1.2, innerStepsPerSecond: 812.5 }),
+      ),
+    );
+    await tick();
+    const text = frame();
+    expect(text).toMatch(/id\s+threads\s+units\s+last seen\s+inner steps\/s/);
+    expect(text).toMatch(/gpu-a:4242\s+4\s+17\s+1\.2s ago\s+813\n/);
+    expect(text).toMatch(/gpu-b:77\s+2\s+5\s+0\.40s ago\s+45\.5\n/);
+    // Sorted by id, so rows keep their place from one report to the next.
+    expect(text.indexOf('gpu-a:4242')).toBeLessThan(text.indexOf('gpu-b:77'));
+    expect(text).toMatch(/total \(2 workers\)\s+6\s+858/);
+    expect(text).not.toContain('no workers connected');
+  });
+
+  it('tells how to start a worker when none is connected', async () => {
+    const { store, frame } = renderDashboard();
+    store.dispatch(runStart({ workers: 0, queue: QUEUE }));
+    await tick();
+    expect(frame()).not.toContain('no workers connected'); // no report yet: nothing is known
+    store.dispatch(workers(worker('gpu-a:1')));
+    store.dispatch(workers());
+    await tick();
+    expect(frame()).toContain(`no workers connected — start one with: lopt worker --queue ${QUEUE}`);
+    expect(frame()).not.toContain('gpu-a:1');
+  });
+
+  it('lists the first 12 workers and counts the rest, in the total too', async () => {
+    const { store, frame } = renderDashboard();
+    store.dispatch(runStart({ workers: 0, queue: QUEUE }));
+    const many = Array.from({ length: 15 }, (_, i) => worker(`node-${String(i).padStart(2, '0')}:1`, { threads: 2, innerStepsPerSecond: 10 }));
+    store.dispatch(workers(...many));
+    await tick();
+    const text = frame();
+    expect(text).toContain('node-11:1');
+    expect(text).not.toContain('node-12:1');
+    expect(text).toContain('… and 3 more');
+    expect(text).toMatch(/total \(15 workers\)\s+30\s+150\n/);
+  });
+
+  it('escapes control characters in worker ids and the queue URL', async () => {
+    const { store, frame } = renderDashboard();
+    store.dispatch(runStart({ workers: 0, queue: 'redis://q\u0007:6379/0' }));
+    store.dispatch(workers(worker('\u001b[2Jevil:1', { host: '\u001b]0;title\u0007' })));
+    await tick();
+    const text = frame();
+    expect(text).toContain('\\u001b[2Jevil:1');
+    expect(text).toContain('redis://q\\u0007:6379/0');
+    expect(text).not.toContain('\u001b[2J');
+    expect(text).not.toContain('\u0007');
+    const state = store.getState();
+    expect(state.workers?.[0]?.host).toBe('\\u001b]0;title\\u0007');
+  });
+
+  it('shows no workers section without a queue', async () => {
+    const { store, frame } = renderDashboard();
+    store.dispatch(runStart());
+    store.dispatch(workers());
+    await tick();
+    expect(frame()).toContain('tensorflow · 4 workers');
+    expect(frame()).not.toContain('no workers connected');
   });
 });
 

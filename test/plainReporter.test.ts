@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatDuration, formatLearningRate, formatLoss, formatRate, formatScalar } from '../src/cli/metaTrain/format.js';
 import { plainReporter } from '../src/cli/metaTrain/plainReporter.js';
 import { chooseReporter } from '../src/cli/metaTrain/reporter.js';
-import type { MetaTrainEvent } from '../src/meta/events.js';
+import type { MetaTrainEvent, WorkerStatus, WorkersEvent } from '../src/meta/events.js';
 import { checkpoint, outerStep, runEnd, runStart, TOTAL_STEPS } from './helpers/metaTrainEvents.js';
 
 function collect(every: number, events: MetaTrainEvent[]): string[] {
@@ -98,6 +98,55 @@ describe('plain meta-train reporter', () => {
   it('rejects a non-positive every', () => {
     expect(() => plainReporter({ write: () => undefined, every: 0 })).toThrow(RangeError);
     expect(() => plainReporter({ write: () => undefined, every: 2.5 })).toThrow(RangeError);
+  });
+});
+
+describe('plain reporter with a queue', () => {
+  const QUEUE = 'redis://10.0.0.5:6379/0';
+  function worker(id: string, overrides: Partial<WorkerStatus> = {}): WorkerStatus {
+    return { id, host: id.split(':')[0] ?? id, threads: 1, unitsDone: 0, lastSeenSeconds: 0, innerStepsPerSecond: 0, ...overrides };
+  }
+  const workers = (...list: WorkerStatus[]): WorkersEvent => ({ type: 'workers', workers: list });
+  const a = worker('gpu-a:4242', { threads: 4, unitsDone: 17, lastSeenSeconds: 1.2, innerStepsPerSecond: 812.5 });
+  const b = worker('gpu-b:77', { threads: 2, unitsDone: 5, lastSeenSeconds: 0.4, innerStepsPerSecond: 45.5 });
+
+  it('prints queue= in run-start, after workers=', () => {
+    const [line] = collect(10, [runStart({ workers: 0, queue: QUEUE })]);
+    expect(line).toContain(' backend=tensorflow workers=0 queue=redis://10.0.0.5:6379/0 run_dir=runs/small-fc-2024 ');
+  });
+
+  it('formats the workers line, and an empty one', () => {
+    expect(collect(10, [workers(a, b)])).toEqual(['workers n=2 threads=6 inner_steps/s=858 list=gpu-a:4242(4,17,1.2s),gpu-b:77(2,5,0.40s)']);
+    expect(collect(10, [workers()])).toEqual(['workers n=0 threads=0 inner_steps/s=0.0 list=-']);
+  });
+
+  it('prints workers when one joins or leaves, else at most once every N outer steps', () => {
+    const events: MetaTrainEvent[] = [runStart({ workers: 0, queue: QUEUE }), workers(a)];
+    for (let step = 1; step <= 3; step++) events.push(outerStep(step), workers({ ...a, unitsDone: a.unitsDone + step }));
+    events.push(workers(a, b)); // b joins
+    events.push(workers(b, a)); // same set, another order
+    events.push(workers(b)); // a leaves
+    for (let step = 4; step <= 12; step++) events.push(outerStep(step), workers(b));
+    events.push(outerStep(13), workers(b), workers(b));
+    const lines = collect(10, events).filter((l) => l.startsWith('workers '));
+    expect(lines.map((l) => l.replace(/ threads=.* list=/, ' list='))).toEqual([
+      'workers n=1 list=gpu-a:4242(4,17,1.2s)',
+      'workers n=2 list=gpu-a:4242(4,17,1.2s),gpu-b:77(2,5,0.40s)',
+      'workers n=1 list=gpu-b:77(2,5,0.40s)',
+      // Unchanged since step 3: printed again once 10 steps have passed, and only once.
+      'workers n=1 list=gpu-b:77(2,5,0.40s)',
+    ]);
+    expect(
+      collect(10, events)
+        .filter((l) => l.startsWith('step '))
+        .map((l) => l.split(' ')[1]),
+    ).toEqual(['10/200']);
+  });
+
+  it('escapes control characters in worker ids', () => {
+    const [line] = collect(10, [workers(worker('\u001b[2Jevil:1', { host: '\u001b[2Jevil' }))]);
+    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(line).toBe('workers n=1 threads=1 inner_steps/s=0.0 list="\\\\u001b[2Jevil:1(1,0,0.00s)"');
   });
 });
 

@@ -150,11 +150,15 @@ export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<numb
   }
   if (result.status === 'failed') {
     console.error(printableMessage(`lopt: meta-training failed at outer step ${result.step}: ${result.error?.message ?? 'unknown error'}`));
-    if (result.lastCheckpoint) console.error(printableMessage(`lopt: the last checkpoint is ${result.lastCheckpoint}; continue with --resume ${runDir}`));
+    const again = o.queue !== undefined ? ' --queue <the same URL>' : '';
+    if (result.lastCheckpoint)
+      console.error(printableMessage(`lopt: the last checkpoint is ${result.lastCheckpoint}; continue with --resume ${runDir}${again}`));
     return 1;
   }
   if (result.status === 'stopped') {
-    console.log(`stopped at outer step ${result.step}; continue with: lopt meta-train --resume ${runDir}`);
+    console.log(
+      `stopped at outer step ${result.step}; continue with: lopt meta-train --resume ${runDir}${o.queue !== undefined ? ' --queue <the same URL>' : ''}`,
+    );
     if (o.continuation !== undefined)
       console.log(`or on any machine, from the continuation file: lopt meta-train --recipe ${o.recipe} --continuation ${o.continuation}`);
     return 0;

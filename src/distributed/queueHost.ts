@@ -16,6 +16,7 @@ import type { RunUnit, UnitTag } from '../meta/estimator.js';
 import type { WarningEvent, WorkersEvent, WorkerStatus } from '../meta/events.js';
 import { printable } from '../text/printable.js';
 import type { QueueEndpoint } from './queueUrl.js';
+import { connectWithin } from './connect.js';
 import { QUEUE_NAME, QUEUE_PREFIX, readUnitResult, unitJobData, unitJobId, type Build, type UnitJobTag } from './unitJob.js';
 import { claimSession, HEARTBEAT_MS, readBeats, releaseSession } from './workerRegistry.js';
 
@@ -59,9 +60,9 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
 
   // Our own client watches the connection (and lists workers); BullMQ's reconnect on their own.
   const redis = new Redis({ ...o.endpoint.connection, lazyConnect: true });
+  await connectWithin(redis, timeoutMs, where);
   let lastError = 'no answer';
   redis.on('error', (e: Error) => (lastError = e.message));
-  await connectWithin(redis, timeoutMs, where, () => lastError);
 
   const queue = new Queue(QUEUE_NAME, { connection: o.endpoint.connection, prefix: QUEUE_PREFIX });
   const events = new QueueEvents(QUEUE_NAME, { connection: o.endpoint.connection, prefix: QUEUE_PREFIX });
@@ -107,6 +108,11 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
     const state = await job.getState();
     if (state === 'completed') {
       pending.delete(id);
+      if ((job.returnvalue as { stale?: unknown } | null)?.stale === true) {
+        p.reject(new Error(`queue: unit ${id} was skipped by its worker: another host session has taken over this run (--resume elsewhere?)`));
+        await job.remove().catch(() => undefined);
+        return;
+      }
       try {
         const result = readUnitResult(job.returnvalue);
         latencies.push(Math.max(0, performance.now() - p.sentAt - result.seconds * 1000));
@@ -128,6 +134,13 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
 
   events.on('completed', ({ jobId }) => void settle(jobId).catch(() => undefined));
   events.on('failed', ({ jobId }) => void settle(jobId).catch(() => undefined));
+  events.on('stalled', ({ jobId }) => {
+    if (pending.has(jobId))
+      emit({
+        type: 'warning',
+        message: `queue: unit ${printable(jobId, 80)} stalled (its worker stopped answering); it goes back to the queue for another worker`,
+      });
+  });
 
   // The events are the fast path; this poll catches what they miss (a reconnect, a restarted
   // Redis that lost the jobs) and enforces the Redis timeout.
@@ -142,6 +155,8 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
     }
     polling = true;
     try {
+      // Again at every poll: a restarted Redis has forgotten it (the run lock keeps other hosts of this run away).
+      await claimSession(redis, o.runId, session);
       let requeued = 0;
       for (const p of [...pending.values()]) {
         if ((await queue.getJob(p.id)) === undefined) {
@@ -237,15 +252,6 @@ async function dropStaleJobs(queue: Queue, runId: string, keep: string | null): 
     if (id === undefined || !id.startsWith(`${runId}.`)) continue;
     if (keep !== null && id.startsWith(`${runId}.${keep}.`)) continue;
     await job.remove().catch(() => undefined); // active ones are locked: their workers find the session gone
-  }
-}
-
-async function connectWithin(redis: Redis, ms: number, where: string, lastError: () => string): Promise<void> {
-  try {
-    await withTimeout(redis.connect(), ms);
-  } catch {
-    redis.disconnect();
-    throw new Error(`queue: cannot reach Redis at ${where} within ${ms / 1000} s (${printable(lastError(), 160)})`);
   }
 }
 

@@ -10,6 +10,7 @@ import { createUnitPool } from '../parallel/unitPool.js';
 import { printable } from '../text/printable.js';
 import { UNITS_MODULE, type Units } from '../units.js';
 import type { QueueEndpoint } from './queueUrl.js';
+import { connectWithin } from './connect.js';
 import { buildMismatch, encodeUnitResult, QUEUE_NAME, QUEUE_PREFIX, readUnitJob, type Build, type UnitResult } from './unitJob.js';
 import { HEARTBEAT_MS, liveSession, removeBeat, writeBeat } from './workerRegistry.js';
 
@@ -23,6 +24,8 @@ export interface QueueWorkerOptions {
   recipeHash?: string;
   /** Seconds without a lock renewal after which a unit counts as stalled and another worker takes it (default 30). */
   stalledSeconds?: number;
+  /** How long to wait for Redis at start-up (default 60 s). */
+  connectTimeoutSeconds?: number;
   /** One line per thing worth telling (connected, unit done, refused…). */
   log: (line: string) => void;
   /** Aborting stops taking units; the ones running finish first. */
@@ -39,8 +42,10 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
   const id = `${hostname()}:${process.pid}`;
   const host = hostname();
   const stalledMs = Math.round((o.stalledSeconds ?? 30) * 1000);
+  // Redis first: bad credentials or a wrong address fail before any thread starts.
+  const redis = new Redis({ ...o.endpoint.connection, lazyConnect: true });
+  await connectWithin(redis, (o.connectTimeoutSeconds ?? 60) * 1000, o.endpoint.display);
   const pool = await createUnitPool<Units>({ workers: o.threads, unitsModule: UNITS_MODULE, backend: o.backend, onWarning: (m) => o.log(`warning: ${m}`) });
-  const redis = new Redis({ ...o.endpoint.connection });
   let lastError = '';
   let down = false;
   redis.on('error', (e: Error) => {
@@ -77,9 +82,11 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
       stop();
       throw new Error(`worker ${id} ${refused}`);
     }
-    if ((await liveSession(redis, unit.job.runId)) !== unit.job.session) {
-      // Its host is gone (killed, or resumed as a new session): no one will read the result.
-      o.log(`skipped unit ${jobId}: its host session has ended`);
+    const live = await liveSession(redis, unit.job.runId);
+    if (live !== null && live !== unit.job.session) {
+      // Its host is gone and the run was resumed by another: no one will read the result. (No
+      // session at all — a restarted Redis before the host re-claims it — is no reason to skip.)
+      o.log(`skipped unit ${jobId}: its run is now served by another host session`);
       return { stale: true };
     }
     const start = performance.now();

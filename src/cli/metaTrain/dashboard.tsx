@@ -6,7 +6,7 @@ import { Box, render, useApp, useInput, useStdin, useStdout } from 'ink';
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import type { MetaTrainListener } from '../../meta/events.js';
 import { createDashboardStore, META_LOSS_HISTORY, type DashboardStore } from './dashboardState.js';
-import { Footer, LastCheckpoint, Progress, RunHeader, StepStats, Warnings } from './dashboardSections.js';
+import { Footer, LastCheckpoint, Progress, RunHeader, StepStats, Warnings, Workers } from './dashboardSections.js';
 import { MetaLossChart } from './metaLossChart.js';
 
 const CHART_HEIGHT = 8;
@@ -85,6 +85,7 @@ export function MetaTrainDashboard({ store, onStop, onAbort }: MetaTrainDashboar
       <Box marginTop={1} flexDirection="column">
         <StepStats run={state.run} lastStep={state.lastStep} />
         <LastCheckpoint checkpoint={state.lastCheckpoint} />
+        <Workers run={state.run} workers={state.workers} />
       </Box>
       <Warnings warnings={state.warnings} count={state.warningCount} />
       <Box marginTop={1}>

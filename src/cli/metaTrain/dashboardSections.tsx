@@ -3,8 +3,19 @@
 
 import { Box, Text } from 'ink';
 import type { ReactNode } from 'react';
-import type { CheckpointEvent, OuterStepEvent, RunEndEvent, RunStartEvent } from '../../meta/events.js';
-import { formatDuration, formatEta, formatLearningRate, formatLoss, formatPercent, formatRate, formatScalar, progressBar } from './format.js';
+import type { CheckpointEvent, OuterStepEvent, RunEndEvent, RunStartEvent, WorkerStatus } from '../../meta/events.js';
+import {
+  formatAgo,
+  formatDuration,
+  formatEta,
+  formatLearningRate,
+  formatLoss,
+  formatPercent,
+  formatRate,
+  formatScalar,
+  progressBar,
+  workerTotals,
+} from './format.js';
 
 /** Width of the label column, so that values line up. */
 const LABEL_WIDTH = 13;
@@ -39,7 +50,11 @@ export function RunHeader({ run }: { run: RunStartEvent | null }) {
         </Row>
       )}
       <Row label="backend">
-        <Text>{`${run.backend} · ${run.workers} worker${run.workers === 1 ? '' : 's'}`}</Text>
+        <Text>
+          {run.queue !== undefined
+            ? `${run.backend} · units run on lopt workers via ${run.queue}`
+            : `${run.backend} · ${run.workers} worker${run.workers === 1 ? '' : 's'}`}
+        </Text>
       </Row>
     </Box>
   );
@@ -87,6 +102,44 @@ export function StepStats({ run, lastStep }: { run: RunStartEvent | null; lastSt
         <Text>{`σ ${formatScalar(lastStep.sigma)} · lr ${formatLearningRate(lastStep.outerLr)} · ‖meta-grad‖ ${formatScalar(lastStep.metaGradNorm)}`}</Text>
       </Row>
     </Box>
+  );
+}
+
+/** How many workers the table lists; the total row still counts them all. */
+export const WORKERS_SHOWN = 12;
+
+/** With a queue: the connected `lopt worker`s, one row each, and what they add up to. */
+export function Workers({ run, workers }: { run: RunStartEvent | null; workers: WorkerStatus[] | null }) {
+  if (run?.queue === undefined) return null;
+  let body: ReactNode;
+  if (workers === null) body = <Text dimColor>waiting for the queue's first report…</Text>;
+  else if (workers.length === 0) body = <Text color="yellow">{`no workers connected — start one with: lopt worker --queue ${run.queue}`}</Text>;
+  else body = <WorkerTable workers={workers} />;
+  return <Row label="workers">{body}</Row>;
+}
+
+function WorkerTable({ workers }: { workers: WorkerStatus[] }) {
+  const shown = workers.slice(0, WORKERS_SHOWN);
+  const total = workerTotals(workers);
+  const totalLabel = `total (${total.workers} worker${total.workers === 1 ? '' : 's'})`;
+  const idWidth = Math.max(totalLabel.length, ...shown.map((w) => w.id.length));
+  const line = (id: string, threads: string, units: string, seen: string, rate: string) =>
+    `${id.padEnd(idWidth)}  ${threads.padStart(7)}  ${units.padStart(6)}  ${seen.padStart(10)}  ${rate.padStart(13)}`;
+  return (
+    <>
+      <Text dimColor wrap="truncate-end">
+        {line('id', 'threads', 'units', 'last seen', 'inner steps/s')}
+      </Text>
+      {shown.map((w, i) => (
+        <Text key={i} wrap="truncate-end">
+          {line(w.id, String(w.threads), String(w.unitsDone), formatAgo(w.lastSeenSeconds), formatRate(w.innerStepsPerSecond))}
+        </Text>
+      ))}
+      {workers.length > shown.length && <Text dimColor>{`… and ${workers.length - shown.length} more`}</Text>}
+      <Text bold wrap="truncate-end">
+        {line(totalLabel, String(total.threads), '', '', formatRate(total.innerStepsPerSecond))}
+      </Text>
+    </>
   );
 }
 

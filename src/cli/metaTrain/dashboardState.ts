@@ -2,7 +2,7 @@
 // tiny store (rather than React state inside the component) so that the trainer can push events
 // from outside React, and so that the folding can be tested without rendering anything.
 import { createEventStore, type EventStore } from '../eventStore.js';
-import type { CheckpointEvent, MetaTrainEvent, OuterStepEvent, RunEndEvent, RunStartEvent } from '../../meta/events.js';
+import type { CheckpointEvent, MetaTrainEvent, OuterStepEvent, RunEndEvent, RunStartEvent, WorkerStatus } from '../../meta/events.js';
 import { printable } from '../../text/printable.js';
 
 /** How many meta-loss values the chart keeps; the chart itself may show fewer on a narrow terminal. */
@@ -22,6 +22,8 @@ export interface DashboardState {
   /** The last WARNINGS_SHOWN warnings, oldest first. */
   warnings: string[];
   warningCount: number;
+  /** With a queue: the workers of the latest report, sorted by id; null until the first report. */
+  workers: WorkerStatus[] | null;
   end: RunEndEvent | null;
 }
 
@@ -33,6 +35,7 @@ export const initialDashboardState: DashboardState = {
   lastCheckpoint: null,
   warnings: [],
   warningCount: 0,
+  workers: null,
   end: null,
 };
 
@@ -54,6 +57,7 @@ export function reduceDashboard(state: DashboardState, event: MetaTrainEvent): D
           runDir: printable(event.runDir, 200),
           resumedFrom: event.resumedFrom === null ? null : printable(event.resumedFrom, 200),
           estimators: event.estimators.map((label) => printable(label, 200)),
+          ...(event.queue !== undefined ? { queue: printable(event.queue, 200) } : {}),
         },
       };
     case 'outer-step':
@@ -70,6 +74,15 @@ export function reduceDashboard(state: DashboardState, event: MetaTrainEvent): D
         ...state,
         warnings: keepLast(state.warnings, printable(event.message, 1000), WARNINGS_SHOWN),
         warningCount: state.warningCount + 1,
+      };
+    case 'workers':
+      // Ids and host names come over the network from any process that can reach the queue.
+      // Sorted so that rows keep their place from one report to the next.
+      return {
+        ...state,
+        workers: event.workers
+          .map((w) => ({ ...w, id: printable(w.id, 60), host: printable(w.host, 60) }))
+          .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
       };
     case 'run-end':
       return { ...state, end: event };

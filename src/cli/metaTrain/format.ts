@@ -88,3 +88,21 @@ export function formatPercent(done: number, total: number): string {
   const fraction = total > 0 ? Math.min(1, Math.max(0, done / total)) : 0;
   return `${Math.floor(fraction * 100)}%`;
 }
+
+/** How long ago a worker was last heard from: '1.2s ago', '5m12s ago'. */
+export function formatAgo(seconds: number): string {
+  return `${formatDuration(seconds)} ago`;
+}
+
+/** What the queue's workers add up to; the dashboard's total row and the log's workers line. */
+export function workerTotals(workers: readonly { threads: number; innerStepsPerSecond: number }[]): {
+  workers: number;
+  threads: number;
+  innerStepsPerSecond: number;
+} {
+  return {
+    workers: workers.length,
+    threads: workers.reduce((sum, w) => sum + w.threads, 0),
+    innerStepsPerSecond: workers.reduce((sum, w) => sum + w.innerStepsPerSecond, 0),
+  };
+}

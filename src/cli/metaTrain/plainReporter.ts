@@ -3,13 +3,15 @@
 // returns, so that the log reads the same in a file as on screen and greps cleanly:
 //
 //   run-start recipe=small arch=small_fc_lopt theta=1234 steps=200 start_step=0 backend=cpu workers=2 run_dir=runs/a resumed_from=- estimators="pes mlp-a,pes mlp-b"
+//   workers n=2 threads=6 inner_steps/s=1801 list=gpu-a:41(4,12,1.2s),gpu-b:7(2,3,0.40s)   (with --queue: id(threads,units done,last seen))
 //   step 10/200 meta_loss=1.2345 inner_loss=2.3012,1.9000 grad_norm=0.12 lr=3.0e-3 sigma=0.01 inner_steps/s=1234 step_time=1.2s eta=5m12s
 //   checkpoint step=50 reason=steps path=runs/a/checkpoints/step-50
 //   warning message="worker 1 restarted"
 //   run-end status=done step=200 checkpoint=runs/a/checkpoints/step-200
 
-import type { CheckpointEvent, MetaTrainListener, OuterStepEvent, RunEndEvent, RunStartEvent } from '../../meta/events.js';
-import { formatDuration, formatEta, formatLearningRate, formatLoss, formatRate, formatScalar } from './format.js';
+import type { CheckpointEvent, MetaTrainListener, OuterStepEvent, RunEndEvent, RunStartEvent, WorkerStatus } from '../../meta/events.js';
+import { printable } from '../../text/printable.js';
+import { formatDuration, formatEta, formatLearningRate, formatLoss, formatRate, formatScalar, workerTotals } from './format.js';
 
 export interface PlainReporterOptions {
   /** Receives one finished line at a time, without its trailing newline. */
@@ -34,6 +36,8 @@ function fields(pairs: [string, string][]): string {
 }
 
 export function formatRunStart(e: RunStartEvent): string {
+  // Only with --queue, so that a local run's line stays as it was.
+  const queue: [string, string][] = e.queue !== undefined ? [['queue', e.queue]] : [];
   return `run-start ${fields([
     ['recipe', e.recipeName],
     ['arch', e.arch],
@@ -42,6 +46,7 @@ export function formatRunStart(e: RunStartEvent): string {
     ['start_step', String(e.startStep)],
     ['backend', e.backend],
     ['workers', String(e.workers)],
+    ...queue,
     ['run_dir', e.runDir],
     ['resumed_from', e.resumedFrom ?? '-'],
     ['estimators', e.estimators.join(',')],
@@ -69,6 +74,18 @@ export function formatCheckpoint(e: CheckpointEvent): string {
   ])}`;
 }
 
+export function formatWorkers(workers: WorkerStatus[]): string {
+  const total = workerTotals(workers);
+  // Ids come over the network: printable escapes any control character before fieldValue quotes.
+  const list = workers.map((w) => `${printable(w.id, 60)}(${w.threads},${w.unitsDone},${formatDuration(w.lastSeenSeconds)})`).join(',');
+  return `workers ${fields([
+    ['n', String(total.workers)],
+    ['threads', String(total.threads)],
+    ['inner_steps/s', formatRate(total.innerStepsPerSecond)],
+    ['list', list === '' ? '-' : list],
+  ])}`;
+}
+
 export function formatWarning(message: string): string {
   return `warning ${fields([['message', message]])}`;
 }
@@ -92,13 +109,29 @@ export function plainReporter({ write, every }: PlainReporterOptions): MetaTrain
     if (unprinted !== null) write(formatOuterStep(unprinted));
     unprinted = null;
   };
+  // The host reports its workers every ~2 s: log them when one joins or leaves, else once per
+  // `every` outer steps, like the step lines.
+  let step = 0;
+  let workersKey: string | null = null;
+  let workersPrintedAt = 0;
 
   return (event) => {
     switch (event.type) {
       case 'run-start':
+        step = event.startStep;
         write(formatRunStart(event));
         break;
+      case 'workers': {
+        const key = JSON.stringify(event.workers.map((w) => w.id).sort());
+        if (key !== workersKey || step - workersPrintedAt >= every) {
+          workersKey = key;
+          workersPrintedAt = step;
+          write(formatWorkers(event.workers));
+        }
+        break;
+      }
       case 'outer-step':
+        step = event.step;
         // Absolute step numbers, so a resumed run logs the same steps as an uninterrupted one.
         if (event.step % every === 0 || event.step >= event.totalSteps) {
           unprinted = null;
