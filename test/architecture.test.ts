@@ -23,6 +23,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   'src/lopt': ['src/optim', 'src/tree', 'src/tfjs', 'src/checkpoint', 'src/kernels', 'src/backend', 'src/random', 'src/schema', 'src/text'],
   'src/parallel': ['src/backend', 'src/kernels', 'src/text'],
   'src/meta': ['src/lopt', 'src/optim', 'src/tree', 'tasks', 'src/checkpoint', 'src/random', 'src/schema', 'src/text'],
+  'src/distributed': ['src/meta', 'src/parallel', 'src/checkpoint', 'src/text'],
   'src/evaluate': ['src/meta', 'src/lopt', 'src/optim', 'src/tree', 'tasks', 'src/checkpoint', 'src/text'],
 };
 

@@ -1,6 +1,7 @@
 // Meta-training through a Redis queue (BullMQ) with `lopt worker` processes: the same theta, byte
 // for byte, as a local run — and the faults: a unit that fails twice, Redis restarted or gone,
 // a worker killed mid-unit, the host killed, a worker of another build, credentials.
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,7 +20,7 @@ import { listCheckpoints, runPaths } from '../src/meta/runDir.js';
 import { metaTrain, type MetaTrainResult } from '../src/meta/trainer.js';
 import { createUnitPool } from '../src/parallel/unitPool.js';
 import { UNITS_MODULE, type Units } from '../src/units.js';
-import { startRedis, type RedisServer } from './helpers/redisServer.js';
+import { freePort, startRedis, type RedisServer } from './helpers/redisServer.js';
 import { spawnLopt, spawnWorker, type WorkerProcess } from './helpers/queueWorkers.js';
 
 let redis: RedisServer;
@@ -67,7 +68,13 @@ async function localTheta(outerSteps: number): Promise<Buffer> {
   if (known !== undefined) return known;
   const pool = await createUnitPool<Units>({ workers: 0, unitsModule: UNITS_MODULE, backend: 'wasm' });
   try {
-    const r = await metaTrain({ recipe: recipeOf(outerSteps), runDir: join(dir, `local-${outerSteps}`), run: (input) => pool.run('truncation', input), workers: 0, backend: 'wasm' });
+    const r = await metaTrain({
+      recipe: recipeOf(outerSteps),
+      runDir: join(dir, `local-${outerSteps}`),
+      run: (input) => pool.run('truncation', input),
+      workers: 0,
+      backend: 'wasm',
+    });
     expect(r.status).toBe('done');
     const bytes = Buffer.from(r.theta.buffer, r.theta.byteOffset, r.theta.byteLength);
     local.set(outerSteps, bytes);
@@ -264,7 +271,8 @@ describe('meta-training through the queue', () => {
     const runId = runIdOf(resolve(runDir), recipeHash(recipeOf(6)));
     const queue = new Queue(QUEUE_NAME, { connection: parseQueueUrl(redis.url).connection, prefix: QUEUE_PREFIX });
     try {
-      const ofRun = async () => (await queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized'])).filter((j) => j?.id?.startsWith(`${runId}.`));
+      const ofRun = async () =>
+        (await queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized'])).filter((j) => j?.id?.startsWith(`${runId}.`));
       const deadSession = new Set((await ofRun()).map((j) => j.id!.split('.')[1]));
       // A lock of a dead process is taken over once stale (30 s): age it instead of waiting.
       const old = new Date(Date.now() - 120_000);
@@ -318,6 +326,65 @@ describe('meta-training through the queue', () => {
       await queue.obliterate({ force: true });
     } finally {
       await queue.close();
+    }
+  });
+});
+
+describe('TLS', () => {
+  it('rediss:// connects to a Redis with TLS, trusting a private CA through NODE_EXTRA_CA_CERTS', async () => {
+    const tlsDir = await mkdtemp(join(tmpdir(), 'lopt-tls-'));
+    const cert = join(tlsDir, 'cert.pem');
+    const key = join(tlsDir, 'key.pem');
+    const made = spawnSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    expect(made.status, `openssl: ${String(made.stderr)}`).toBe(0);
+    const port = await freePort();
+    const server = spawn(
+      'redis-server',
+      [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--tls-cert-file',
+        cert,
+        '--tls-key-file',
+        key,
+        '--tls-auth-clients',
+        'no',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        tlsDir,
+      ],
+      { stdio: 'ignore' },
+    );
+    const worker = spawnWorker(`rediss://127.0.0.1:${port}`, [], { NODE_EXTRA_CA_CERTS: cert });
+    try {
+      await worker.waitFor(new RegExp(`connected to rediss://127\\.0\\.0\\.1:${port}/0`));
+    } finally {
+      await worker.stop();
+      server.kill('SIGKILL');
+      await rm(tlsDir, { recursive: true, force: true });
     }
   });
 });

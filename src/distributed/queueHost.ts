@@ -50,6 +50,8 @@ interface Pending {
 }
 
 const POLL_MS = 2_000;
+/** Completion events Redis keeps (approximately): the host reads them as they come. */
+const EVENTS_KEPT = 256;
 
 export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
   const attempts = o.attempts ?? 2;
@@ -64,7 +66,8 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
   let lastError = 'no answer';
   redis.on('error', (e: Error) => (lastError = e.message));
 
-  const queue = new Queue(QUEUE_NAME, { connection: o.endpoint.connection, prefix: QUEUE_PREFIX });
+  // Each completion event carries a whole result (≈ 1–2 MB for mulo-mnist): keep few of them.
+  const queue = new Queue(QUEUE_NAME, { connection: o.endpoint.connection, prefix: QUEUE_PREFIX, streams: { events: { maxLen: EVENTS_KEPT } } });
   const events = new QueueEvents(QUEUE_NAME, { connection: o.endpoint.connection, prefix: QUEUE_PREFIX });
   queue.on('error', (e: Error) => (lastError = e.message));
   events.on('error', (e: Error) => (lastError = e.message));
@@ -100,39 +103,58 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
     void poll();
   });
 
-  const settle = async (id: string): Promise<void> => {
-    const p = pending.get(id);
-    if (p === undefined) return;
-    const job = await queue.getJob(id);
-    if (job === undefined || !pending.has(id)) return;
-    const state = await job.getState();
-    if (state === 'completed') {
+  // Called by the events (with the result they carry), after an add and by the poll (without),
+  // possibly at once for one id; one call wins. Without a result the state is read before the
+  // job: a job read while active has no return value yet.
+  const settling = new Map<string, { again: boolean }>();
+  const settle = async (id: string, known?: { returnvalue: unknown }): Promise<void> => {
+    if (!pending.has(id)) return;
+    const busy = settling.get(id);
+    if (busy !== undefined) {
+      busy.again = true; // the call in progress may have read the state just before it changed
+      return;
+    }
+    const mark = { again: false };
+    settling.set(id, mark);
+    try {
+      let returnvalue: unknown;
+      let failure: string | undefined;
+      if (known !== undefined) returnvalue = known.returnvalue;
+      else {
+        const state = await queue.getJobState(id);
+        if (state !== 'completed' && state !== 'failed') return;
+        const job = await queue.getJob(id);
+        if (job === undefined) return; // removed: the poll enqueues it again
+        if (state === 'failed') {
+          const tries = job.attemptsMade;
+          failure = `failed ${tries === 1 ? 'once' : `${tries} times`}: ${printable(job.failedReason ?? 'no reason given', 2000)}`;
+        } else returnvalue = job.returnvalue;
+      }
+      const p = pending.get(id);
+      if (p === undefined) return;
       pending.delete(id);
-      if ((job.returnvalue as { stale?: unknown } | null)?.stale === true) {
+      if (failure !== undefined) p.reject(new Error(`queue: unit ${id} ${failure}`));
+      else if ((returnvalue as { stale?: unknown } | null)?.stale === true) {
         p.reject(new Error(`queue: unit ${id} was skipped by its worker: another host session has taken over this run (--resume elsewhere?)`));
-        await job.remove().catch(() => undefined);
-        return;
+      } else {
+        try {
+          const result = readUnitResult(returnvalue);
+          latencies.push(Math.max(0, performance.now() - p.sentAt - result.seconds * 1000));
+          const list = recent.get(result.worker.id) ?? [];
+          list.push([Date.now(), p.innerSteps]);
+          recent.set(result.worker.id, list);
+          p.resolve(result.output);
+        } catch (e) {
+          p.reject(new Error(`queue: unit ${id}: ${(e as Error).message}`));
+        }
       }
-      try {
-        const result = readUnitResult(job.returnvalue);
-        latencies.push(Math.max(0, performance.now() - p.sentAt - result.seconds * 1000));
-        const list = recent.get(result.worker.id) ?? [];
-        list.push([Date.now(), p.innerSteps]);
-        recent.set(result.worker.id, list);
-        p.resolve(result.output);
-      } catch (e) {
-        p.reject(new Error(`queue: unit ${id}: ${(e as Error).message}`));
-      }
-      await job.remove().catch(() => undefined);
-    } else if (state === 'failed') {
-      pending.delete(id);
-      const tries = job.attemptsMade;
-      p.reject(new Error(`queue: unit ${id} failed ${tries === 1 ? 'once' : `${tries} times`}: ${printable(job.failedReason ?? 'no reason given', 2000)}`));
-      await job.remove().catch(() => undefined);
+    } finally {
+      settling.delete(id);
+      if (mark.again) void settle(id).catch(() => undefined);
     }
   };
 
-  events.on('completed', ({ jobId }) => void settle(jobId).catch(() => undefined));
+  events.on('completed', ({ jobId, returnvalue }) => void settle(jobId, { returnvalue }).catch(() => undefined));
   events.on('failed', ({ jobId }) => void settle(jobId).catch(() => undefined));
   events.on('stalled', ({ jobId }) => {
     if (pending.has(jobId))
@@ -159,11 +181,12 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
       await claimSession(redis, o.runId, session);
       let requeued = 0;
       for (const p of [...pending.values()]) {
-        if ((await queue.getJob(p.id)) === undefined) {
-          if (!pending.has(p.id)) continue;
+        const state = await queue.getJobState(p.id);
+        if (!pending.has(p.id)) continue;
+        if (state === 'unknown') {
           await queue.add('truncation', p.data, jobOptions(p.id, attempts));
           requeued += 1;
-        } else await settle(p.id);
+        } else if (state === 'completed' || state === 'failed') await settle(p.id);
       }
       if (requeued > 0) emit({ type: 'warning', message: `queue: Redis had lost ${requeued} unit${requeued === 1 ? '' : 's'} (restarted?); enqueued again` });
       emit({ type: 'workers', workers: statuses(await readBeats(redis)) });
@@ -191,6 +214,7 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
     });
   };
   const timer = setInterval(() => void poll(), Math.min(POLL_MS, HEARTBEAT_MS));
+  await poll(); // the workers already connected, before the first unit
 
   const run: RunUnit = (input: TruncationUnitInput, tag: UnitTag & { estimator: number }) => {
     if (failure !== null) return Promise.reject(failure);
@@ -239,9 +263,16 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
   };
 }
 
+/**
+ * Results reach the host in the completion event; the last few finished jobs stay in Redis so
+ * that the poll can still read one whose event was missed (one removed before that is simply
+ * run again: same input, same result). Removing each job by hand would sit on the connection
+ * just ahead of the next step's adds.
+ */
+const KEEP_FINISHED = 64;
+
 function jobOptions(id: string, attempts: number) {
-  // Kept after completion until the host has read the result (then removed by it).
-  return { jobId: id, attempts, removeOnComplete: false, removeOnFail: false };
+  return { jobId: id, attempts, removeOnComplete: { count: KEEP_FINISHED }, removeOnFail: { count: 1000 } };
 }
 
 /** Removes the run's jobs still waiting that belong to another session (or to any, with null). */

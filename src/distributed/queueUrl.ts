@@ -55,7 +55,8 @@ export function parseQueueUrl(text: string, env: NodeJS.ProcessEnv = process.env
     maxRetriesPerRequest: null,
     ...(username !== undefined && username !== '' ? { username } : {}),
     ...(password !== undefined && password !== '' ? { password } : {}),
-    ...(tls ? { tls: { servername: host } } : {}),
+    // TLS verifies the server against the system's CAs; a private CA goes in NODE_EXTRA_CA_CERTS.
+    ...(tls ? { tls: {} } : {}),
   };
   return { connection, display: `${scheme}://${url.host}/${db}`, tls };
 }

@@ -101,7 +101,9 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
   const worker = new Worker(QUEUE_NAME, processUnit, {
     connection: o.endpoint.connection,
     prefix: QUEUE_PREFIX,
-    concurrency: o.threads,
+    // One unit more than threads: the next unit's input is fetched and decoded while the threads
+    // compute, so a busy worker never waits on Redis between units.
+    concurrency: o.threads + 1,
     lockDuration: stalledMs,
     stalledInterval: stalledMs,
     maxStalledCount: 1,

@@ -41,7 +41,15 @@ export async function startRedis(options: { password?: string; extraArgs?: strin
       spawned.once('error', (e) => reject(new Error(`cannot start redis-server (apt install redis-server): ${e.message}`)));
       spawned.once('spawn', () => resolve());
     });
-    const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, ...(options.password ? { password: options.password } : {}) });
+    const client = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => null,
+      ...(options.password ? { password: options.password } : {}),
+    });
+    client.on('error', () => undefined); // refused until it listens: the loop retries
     for (let i = 0; ; i++) {
       try {
         await client.connect();

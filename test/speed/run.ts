@@ -8,6 +8,7 @@ import { benchPopulation } from './population.js';
 import { benchMetaTraining } from './metaTraining.js';
 import { benchPesVsPytorch } from './pesVsPytorch.js';
 import { benchSmokeSuite } from './benchSmoke.js';
+import { benchQueue } from './queue.js';
 import type { BenchRow } from './row.js';
 
 /** `npm run bench`: every speed figure of the project as a ratio measured in this run, beside its goal. */
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
   if (want('meta-training')) rows.push(...(await benchMetaTraining()));
   if (want('meta-pes-vs-pytorch')) rows.push(...(await benchPesVsPytorch()));
   if (want('bench-smoke')) rows.push(...(await benchSmokeSuite()));
+  if (want('queue')) rows.push(...(await benchQueue()));
 
   const width = Math.max(...rows.map((r) => r.name.length));
   console.log(`lopt speed benchmarks on ${backend} (figures measured in this run: ratios unless the name gives a unit)\n`);
