@@ -6,6 +6,7 @@ import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
@@ -283,9 +284,15 @@ describe('meta-training through the queue', () => {
       const theta = (await loadCheckpoint(runPaths(runDir).theta)).theta.data;
       const bytes = Buffer.concat(theta.map((d) => Buffer.from(d.buffer, d.byteOffset, d.byteLength)));
       expect(bytes.equals(await localTheta(6))).toBe(true);
-      // Nothing of the run is left in Redis, the dead session's jobs included.
+      // Nothing of the run is left in Redis, the dead session's jobs and stored inputs included.
       const left = await ofRun();
       expect(left.map((j) => j.id)).toEqual([]);
+      const client = new Redis(parseQueueUrl(redis.url).connection);
+      try {
+        expect(await client.keys(`lopt:units:blob:${runId}.*`)).toEqual([]);
+      } finally {
+        client.disconnect();
+      }
       void deadSession;
     } finally {
       await queue.close();
@@ -298,20 +305,8 @@ describe('meta-training through the queue', () => {
     const queue = new Queue(QUEUE_NAME, { connection: parseQueueUrl(redis.url).connection, prefix: QUEUE_PREFIX });
     try {
       const build = await ownBuild('wasm', kernelMode());
-      const input = {
-        task: 'mlp-mnist8-w16-d1-relu-b32-mup',
-        lopt: { arch: 'small_fc_lopt', config: {} },
-        root: 'r',
-        particles: [0],
-        particleStates: [{ episode: 0, step: 0, length: 8 }],
-        lengths: { kind: 'fixed' as const, steps: 8 },
-        thetas: new Float32Array(2),
-        steps: 4,
-        start: 'persistent' as const,
-        state: null,
-      };
       const tag = { runId: 'other', session: 's1', outerStep: 0, estimator: 0, unit: 0 };
-      await queue.add('truncation', unitJobData(tag, { ...build, version: '9.9.9' }, recipeHash(recipe), input), { jobId: 'other.s1.s0.e0.u0', attempts: 2 });
+      await queue.add('truncation', unitJobData(tag, { ...build, version: '9.9.9' }, recipeHash(recipe)), { jobId: 'other.s1.s0.e0.u0', attempts: 2 });
       const [w] = await startWorkers(1);
       expect(await w!.exited).toBe(2);
       expect(w!.log()).toMatch(/refused unit other\.s1\.s0\.e0\.u0: it was made by lopt 9\.9\.9, this worker runs lopt \d+\.\d+\.\d+/);
@@ -319,13 +314,31 @@ describe('meta-training through the queue', () => {
 
       const recipeFile = join(dir, 'pinned.json');
       await writeFile(recipeFile, JSON.stringify({ ...recipeJson(1), seed: 8 }));
-      await queue.add('truncation', unitJobData(tag, build, recipeHash(recipe), input), { jobId: 'other.s1.s0.e0.u0', attempts: 2 });
+      await queue.add('truncation', unitJobData(tag, build, recipeHash(recipe)), { jobId: 'other.s1.s0.e0.u0', attempts: 2 });
       const [pinned] = await startWorkers(1, ['--recipe', recipeFile]);
       expect(await pinned!.exited).toBe(2);
       expect(pinned!.log()).toMatch(/refused unit other\.s1\.s0\.e0\.u0: it belongs to recipe [0-9a-f]{12}, this worker was started for recipe [0-9a-f]{12}/);
       await queue.obliterate({ force: true });
     } finally {
       await queue.close();
+    }
+  });
+});
+
+describe('a worker whose Redis is gone', () => {
+  it('still stops on SIGTERM', async () => {
+    const own = await startRedis();
+    const w = spawnWorker(own.url);
+    try {
+      await w.waitFor(/connected to redis:/);
+      await own.stop();
+      await w.waitFor(/lost Redis at redis:\/\/127\.0\.0\.1:\d+\/0/);
+      const started = Date.now();
+      expect(await w.stop('SIGTERM')).toBe(0);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      await w.stop('SIGKILL');
+      await own.close();
     }
   });
 });

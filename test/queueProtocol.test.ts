@@ -1,9 +1,20 @@
-// What crosses the queue, without a Redis: the --queue URL, the bit-exact wire codec, and the
+// What crosses the queue, without a Redis: the --queue URL, the bit-exact blob codec, and the
 // checks a worker makes on every job before it runs anything.
 import { describe, expect, it } from 'vitest';
 import { parseQueueUrl } from '../src/distributed/queueUrl.js';
-import { decodeWire, encodeWire } from '../src/distributed/wireCodec.js';
-import { buildMismatch, readUnitJob, readUnitResult, unitJobData, unitJobId, type Build } from '../src/distributed/unitJob.js';
+import { decodeBlob, encodeBlob } from '../src/distributed/blobCodec.js';
+import {
+  buildMismatch,
+  encodeUnitInput,
+  readUnitInput,
+  readUnitJob,
+  readUnitOutput,
+  readUnitReceipt,
+  unitBlobKey,
+  unitJobData,
+  unitJobId,
+  type Build,
+} from '../src/distributed/unitJob.js';
 import type { TruncationUnitInput } from '../src/meta/truncationUnit.js';
 
 describe('--queue URL', () => {
@@ -49,31 +60,58 @@ describe('--queue URL', () => {
   });
 });
 
-describe('wire codec', () => {
+describe('blob codec', () => {
   it('round-trips float arrays bit for bit (NaN payloads, −0, subnormals) and numbers JSON cannot hold', () => {
     const f = new Float32Array(6);
     const bits = new Uint32Array(f.buffer);
     bits.set([0x7fc00001, 0x80000000, 0x00000001, 0x7f800000, 0x3f800000, 0xff7fffff]);
-    const value = { a: f, b: [1, -0, NaN, Infinity, -Infinity], c: new Int32Array([-1, 2]), d: { e: 'x', f: null, g: true }, h: new Float64Array([Math.PI]) };
-    const back = decodeWire(JSON.parse(JSON.stringify(encodeWire(value)))) as typeof value;
+    const view = new Float32Array(new Float32Array([9, 1, 2, 9]).buffer, 4, 2); // a view into a larger buffer
+    const value = {
+      a: f,
+      b: [1, -0, NaN, Infinity, -Infinity],
+      c: new Int32Array([-1, 2]),
+      d: { e: 'x', f: null, g: true },
+      h: new Float64Array([Math.PI]),
+      v: view,
+      z: new Float32Array(0),
+    };
+    const back = decodeBlob(encodeBlob(value)) as typeof value;
     expect(new Uint32Array(back.a.buffer)).toEqual(bits);
     expect(Object.is(back.b[1], -0)).toBe(true);
     expect(back.b.slice(2)).toEqual([NaN, Infinity, -Infinity]);
     expect(back.c).toEqual(new Int32Array([-1, 2]));
     expect(back.d).toEqual({ e: 'x', f: null, g: true });
     expect(back.h[0]).toBe(Math.PI);
+    expect(back.v).toEqual(new Float32Array([1, 2]));
+    expect(back.v.buffer.byteLength).toBe(8); // its own buffer: movable to a worker thread
+    expect(back.z).toEqual(new Float32Array(0));
   });
 
   it('refuses what it would not have written', () => {
-    expect(() => decodeWire({ $f32: 'AAA=' })).toThrow(/not a whole number of elements/);
-    expect(() => decodeWire({ $f32: 'AAA' })).toThrow(/not base64/);
-    expect(() => decodeWire({ $f32: 'A A' })).toThrow(/not base64/);
-    expect(() => decodeWire({ $f32: 'AAAAAA==', x: 1 })).toThrow(/mixes the tag/);
-    expect(() => decodeWire({ $code: 'process.exit()' })).toThrow(/unknown tag/);
-    expect(() => decodeWire({ $num: 'e' })).toThrow(/unknown number/);
-    expect(() => decodeWire(JSON.parse('{"__proto__": {"polluted": 1}}'))).toThrow(/__proto__/);
-    expect(() => encodeWire({ f: () => 1 })).toThrow(/\$\.f is a function/);
-    expect(() => encodeWire({ $x: 1 })).toThrow(/starts with '\$'/);
+    const good = encodeBlob({ a: new Float32Array([1, 2]), b: new Float32Array([3]) });
+    expect(() => decodeBlob(Buffer.from('not a blob at all'))).toThrow(/not a lopt blob/);
+    expect(() => decodeBlob(good.subarray(0, good.length - 8))).toThrow(/runs past the end/);
+    const header = (h: unknown) => {
+      const text = Buffer.from(JSON.stringify(h));
+      const out = Buffer.alloc(8 + text.length + 64);
+      out.writeUInt32LE(0x4c4f5042, 0);
+      out.writeUInt32LE(text.length, 4);
+      text.copy(out, 8);
+      return out;
+    };
+    expect(() => decodeBlob(header({ a: { $a: 'f32', at: 8, n: 1 } }))).toThrow(/not where the next array must be/);
+    expect(() => decodeBlob(header({ a: { $a: 'f32', at: 0, n: 1 }, b: { $a: 'f32', at: 0, n: 1 } }))).toThrow(/not where the next array must be/);
+    expect(() => decodeBlob(header({ a: { $a: 'f32', at: 0, n: 1e9 } }))).toThrow(/runs past the end/);
+    expect(() => decodeBlob(header({ a: { $a: 'code', at: 0, n: 1 } }))).toThrow(/unknown array kind/);
+    expect(() => decodeBlob(header({ a: { $a: 'f32', at: 0, n: 1, x: 1 } }))).toThrow(/malformed array entry/);
+    expect(() => decodeBlob(header({ a: { $n: 'e' } }))).toThrow(/unknown number/);
+    expect(() => decodeBlob(header(JSON.parse('{"__proto__": {"polluted": 1}}')))).toThrow(/__proto__/);
+    const long = Buffer.alloc(16);
+    long.writeUInt32LE(0x4c4f5042, 0);
+    long.writeUInt32LE(1000, 4);
+    expect(() => decodeBlob(long)).toThrow(/header runs past its end/);
+    expect(() => encodeBlob({ f: () => 1 })).toThrow(/\$\.f is not plain data/);
+    expect(() => encodeBlob({ $x: 1 })).toThrow(/starts with '\$'/);
   });
 });
 
@@ -97,23 +135,27 @@ describe('unit jobs', () => {
     expect(unitJobId(tag)).toBe('abc123.xyz.s3.e1.u2');
   });
 
-  it('a job reads back as the same unit input, through JSON', () => {
-    const data = JSON.parse(JSON.stringify(unitJobData(tag, build, 'f'.repeat(16), input)));
-    const { job, input: back } = readUnitJob(data);
-    expect(job).toMatchObject({ ...tag, build, recipeHash: 'f'.repeat(16) });
-    expect(back).toEqual(input);
+  it('a job reads back through JSON, and its input through its stored bytes', () => {
+    const data = JSON.parse(JSON.stringify(unitJobData(tag, build, 'f'.repeat(16))));
+    expect(readUnitJob('abc123.xyz.s3.e1.u2', data)).toEqual({ ...tag, build, recipeHash: 'f'.repeat(16) });
+    expect(readUnitInput(encodeUnitInput(input))).toEqual(input);
+    expect(unitBlobKey('abc123.xyz.s3.e1.u2', 'input')).toBe('lopt:units:blob:abc123.xyz.s3.e1.u2:input');
   });
 
-  it('refuses malformed jobs, naming the field', () => {
-    const data = JSON.parse(JSON.stringify(unitJobData(tag, build, 'f'.repeat(16), input))) as Record<string, unknown>;
-    expect(() => readUnitJob({ ...data, extra: 1 })).toThrow(/not a lopt unit job/);
-    expect(() => readUnitJob({ ...data, runId: 'ABC; rm -rf /' })).toThrow(/runId/);
-    const bad = (change: Record<string, unknown>) => ({ ...data, input: { ...(data['input'] as object), ...change } });
-    expect(() => readUnitJob(bad({ steps: -1 }))).toThrow(/input is malformed: steps/);
-    expect(() => readUnitJob(bad({ thetas: [1, 2, 3] }))).toThrow(/thetas: must be a float32 array/);
-    expect(() => readUnitJob(bad({ start: 'eval' }))).toThrow(/start/);
-    expect(() => readUnitJob(bad({ particles: [0, 1] }))).toThrow(/particles and particleStates differ/);
-    expect(() => readUnitJob(bad({ module: '/tmp/evil.js' }))).toThrow(/input is malformed/);
+  it('refuses malformed jobs and inputs, naming the field', () => {
+    const data = JSON.parse(JSON.stringify(unitJobData(tag, build, 'f'.repeat(16)))) as Record<string, unknown>;
+    const id = 'abc123.xyz.s3.e1.u2';
+    expect(() => readUnitJob(id, { ...data, extra: 1 })).toThrow(/not a lopt unit job/);
+    expect(() => readUnitJob(id, { ...data, input: '/tmp/evil.js' })).toThrow(/not a lopt unit job/);
+    expect(() => readUnitJob(id, { ...data, runId: 'ABC; rm -rf /' })).toThrow(/runId/);
+    // A job may not name another job's stored input: its id must be the one its fields give.
+    expect(() => readUnitJob('abc123.xyz.s3.e1.u9', data)).toThrow(/its id is not the one its fields name/);
+    const bad = (change: Record<string, unknown>) => readUnitInput(encodeBlob({ ...input, ...change }));
+    expect(() => bad({ steps: -1 })).toThrow(/input is malformed: steps/);
+    expect(() => bad({ thetas: [1, 2, 3] })).toThrow(/thetas: must be a float32 array/);
+    expect(() => bad({ start: 'eval' })).toThrow(/start/);
+    expect(() => bad({ particles: [0, 1] })).toThrow(/particles and particleStates differ/);
+    expect(() => bad({ module: '/tmp/evil.js' })).toThrow(/input is malformed/);
   });
 
   it('a worker refuses jobs of another version, commit, backend or kernel path', () => {
@@ -126,7 +168,8 @@ describe('unit jobs', () => {
     expect(buildMismatch(build, { ...build, kernels: 'ops' })).toMatch(/ops kernels/);
   });
 
-  it('results are checked before the estimator sees them', () => {
-    expect(() => readUnitResult({ worker: { id: 'w', host: 'h' }, seconds: 1, output: { losses: [] } })).toThrow(/malformed result/);
+  it('receipts and outputs are checked before the estimator sees them', () => {
+    expect(() => readUnitReceipt({ worker: { id: 'w', host: 'h' }, seconds: -1 })).toThrow(/malformed receipt/);
+    expect(() => readUnitOutput(encodeBlob({ losses: [] }))).toThrow(/malformed output/);
   });
 });

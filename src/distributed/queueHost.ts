@@ -17,7 +17,20 @@ import type { WarningEvent, WorkersEvent, WorkerStatus } from '../meta/events.js
 import { printable } from '../text/printable.js';
 import type { QueueEndpoint } from './queueUrl.js';
 import { connectWithin } from './connect.js';
-import { QUEUE_NAME, QUEUE_PREFIX, readUnitResult, unitJobData, unitJobId, type Build, type UnitJobTag } from './unitJob.js';
+import {
+  BLOB_TTL_MS,
+  encodeUnitInput,
+  QUEUE_NAME,
+  QUEUE_PREFIX,
+  readUnitOutput,
+  readUnitReceipt,
+  UNIT_BLOB_PREFIX,
+  unitBlobKey,
+  unitJobData,
+  unitJobId,
+  type Build,
+  type UnitJobTag,
+} from './unitJob.js';
 import { claimSession, HEARTBEAT_MS, readBeats, releaseSession } from './workerRegistry.js';
 
 export interface QueueHostOptions {
@@ -43,6 +56,8 @@ export interface QueueHost {
 interface Pending {
   id: string;
   data: ReturnType<typeof unitJobData>;
+  /** The unit's input as stored beside the job (kept to store it again if Redis loses it). */
+  input: Buffer;
   innerSteps: number;
   sentAt: number;
   resolve: (output: TruncationUnitOutput) => void;
@@ -50,8 +65,8 @@ interface Pending {
 }
 
 const POLL_MS = 2_000;
-/** Completion events Redis keeps (approximately): the host reads them as they come. */
-const EVENTS_KEPT = 256;
+/** Queue events Redis keeps (approximately): the host reads them as they come. */
+const EVENTS_KEPT = 1000;
 
 export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
   const attempts = o.attempts ?? 2;
@@ -66,7 +81,6 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
   let lastError = 'no answer';
   redis.on('error', (e: Error) => (lastError = e.message));
 
-  // Each completion event carries a whole result (≈ 1–2 MB for mulo-mnist): keep few of them.
   const queue = new Queue(QUEUE_NAME, { connection: o.endpoint.connection, prefix: QUEUE_PREFIX, streams: { events: { maxLen: EVENTS_KEPT } } });
   const events = new QueueEvents(QUEUE_NAME, { connection: o.endpoint.connection, prefix: QUEUE_PREFIX });
   queue.on('error', (e: Error) => (lastError = e.message));
@@ -74,7 +88,7 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
   await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
 
   await claimSession(redis, o.runId, session);
-  await dropStaleJobs(queue, o.runId, session);
+  await dropStaleJobs(queue, redis, o.runId, session);
 
   const pending = new Map<string, Pending>();
   const latencies: number[] = [];
@@ -138,16 +152,26 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
         p.reject(new Error(`queue: unit ${id} was skipped by its worker: another host session has taken over this run (--resume elsewhere?)`));
       } else {
         try {
-          const result = readUnitResult(returnvalue);
-          latencies.push(Math.max(0, performance.now() - p.sentAt - result.seconds * 1000));
-          const list = recent.get(result.worker.id) ?? [];
+          const receipt = readUnitReceipt(returnvalue);
+          const bytes = await redis.getBuffer(unitBlobKey(id, 'output'));
+          if (bytes === null) {
+            // Lost between the worker's write and this read (a Redis restart): run it again.
+            pending.set(id, p);
+            await queue.remove(id).catch(() => undefined);
+            emit({ type: 'warning', message: `queue: the output of unit ${id} was lost by Redis; enqueued again` });
+            return;
+          }
+          const output = readUnitOutput(bytes);
+          latencies.push(Math.max(0, performance.now() - p.sentAt - receipt.seconds * 1000));
+          const list = recent.get(receipt.worker.id) ?? [];
           list.push([Date.now(), p.innerSteps]);
-          recent.set(result.worker.id, list);
-          p.resolve(result.output);
+          recent.set(receipt.worker.id, list);
+          p.resolve(output);
         } catch (e) {
           p.reject(new Error(`queue: unit ${id}: ${(e as Error).message}`));
         }
       }
+      void redis.del(unitBlobKey(id, 'input'), unitBlobKey(id, 'output')).catch(() => undefined);
     } finally {
       settling.delete(id);
       if (mark.again) void settle(id).catch(() => undefined);
@@ -184,9 +208,16 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
         const state = await queue.getJobState(p.id);
         if (!pending.has(p.id)) continue;
         if (state === 'unknown') {
+          await redis.set(unitBlobKey(p.id, 'input'), p.input, 'PX', BLOB_TTL_MS);
           await queue.add('truncation', p.data, jobOptions(p.id, attempts));
           requeued += 1;
         } else if (state === 'completed' || state === 'failed') await settle(p.id);
+      }
+      // Inputs of units still waiting for a worker must not expire while the host waits.
+      if (pending.size > 0) {
+        const refresh = redis.pipeline();
+        for (const p of pending.values()) refresh.pexpire(unitBlobKey(p.id, 'input'), BLOB_TTL_MS);
+        await refresh.exec();
       }
       if (requeued > 0) emit({ type: 'warning', message: `queue: Redis had lost ${requeued} unit${requeued === 1 ? '' : 's'} (restarted?); enqueued again` });
       emit({ type: 'workers', workers: statuses(await readBeats(redis)) });
@@ -221,23 +252,21 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
     if (closed) return Promise.reject(new Error('queue: the host is closed'));
     const jobTag: UnitJobTag = { runId: o.runId, session, outerStep: tag.outerStep, estimator: tag.estimator, unit: tag.unit };
     const id = unitJobId(jobTag);
-    const data = unitJobData(jobTag, o.build, o.recipeHash, input);
+    const data = unitJobData(jobTag, o.build, o.recipeHash);
+    const bytes = encodeUnitInput(input);
     return new Promise<TruncationUnitOutput>((resolve, reject) => {
-      const p: Pending = {
-        id,
-        data,
-        innerSteps: input.thetas.length > 0 ? input.particles.length * 2 * input.steps : 0,
-        sentAt: performance.now(),
-        resolve,
-        reject,
-      };
+      const p: Pending = { id, data, input: bytes, innerSteps: input.particles.length * 2 * input.steps, sentAt: performance.now(), resolve, reject };
       pending.set(id, p);
-      queue.add('truncation', data, jobOptions(id, attempts)).then(
-        () => void settle(id).catch(() => undefined),
-        (e: Error) => {
-          if (pending.delete(id)) reject(new Error(`queue: could not enqueue unit ${id}: ${printable(e.message, 200)}`));
-        },
-      );
+      // The input on the host's own connection first, then the job that names it.
+      redis
+        .set(unitBlobKey(id, 'input'), bytes, 'PX', BLOB_TTL_MS)
+        .then(() => queue.add('truncation', data, jobOptions(id, attempts)))
+        .then(
+          () => void settle(id).catch(() => undefined),
+          (e: Error) => {
+            if (pending.delete(id)) reject(new Error(`queue: could not enqueue unit ${id}: ${printable(e.message, 200)}`));
+          },
+        );
     });
   };
 
@@ -248,11 +277,13 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
       if (closed) return;
       closed = true;
       clearInterval(timer);
+      const left = [...pending.keys()];
       failAll(new Error('queue: the host is closed'));
       // Leave nothing of this session for the workers (best effort: Redis may be gone).
       await withTimeout(
         (async () => {
-          await dropStaleJobs(queue, o.runId, null);
+          await dropStaleJobs(queue, redis, o.runId, null);
+          if (left.length > 0) await redis.del(...left.flatMap((id) => [unitBlobKey(id, 'input'), unitBlobKey(id, 'output')]));
           await releaseSession(redis, o.runId, session);
         })(),
         3_000,
@@ -264,26 +295,32 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
 }
 
 /**
- * Results reach the host in the completion event; the last few finished jobs stay in Redis so
- * that the poll can still read one whose event was missed (one removed before that is simply
- * run again: same input, same result). Removing each job by hand would sit on the connection
- * just ahead of the next step's adds.
+ * Receipts reach the host in the completion event; the last finished jobs stay in Redis so that
+ * the poll can still read one whose event was missed (one trimmed before that is simply run
+ * again: same input, same result), and BullMQ trims the rest as jobs finish.
  */
-const KEEP_FINISHED = 64;
+const KEEP_FINISHED = 1000;
 
 function jobOptions(id: string, attempts: number) {
   return { jobId: id, attempts, removeOnComplete: { count: KEEP_FINISHED }, removeOnFail: { count: 1000 } };
 }
 
 /** Removes the run's jobs still waiting that belong to another session (or to any, with null). */
-async function dropStaleJobs(queue: Queue, runId: string, keep: string | null): Promise<void> {
+/** Removes the run's jobs not running now, and their stored inputs and outputs, that belong to another session (or to any, with null). */
+async function dropStaleJobs(queue: Queue, redis: Redis, runId: string, keep: string | null): Promise<void> {
+  const stale = (id: string) => id.startsWith(`${runId}.`) && !(keep !== null && id.startsWith(`${runId}.${keep}.`));
   const jobs = await queue.getJobs(['waiting', 'delayed', 'prioritized', 'completed', 'failed']);
   for (const job of jobs) {
-    const id = job?.id;
-    if (id === undefined || !id.startsWith(`${runId}.`)) continue;
-    if (keep !== null && id.startsWith(`${runId}.${keep}.`)) continue;
-    await job.remove().catch(() => undefined); // active ones are locked: their workers find the session gone
+    if (job?.id !== undefined && stale(job.id)) await job.remove().catch(() => undefined); // active ones are locked: their workers find the session gone
   }
+  const prefix = UNIT_BLOB_PREFIX;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}${runId}.*`, 'COUNT', 500);
+    cursor = next;
+    const drop = keys.filter((k) => stale(k.slice(prefix.length)));
+    if (drop.length > 0) await redis.del(...drop);
+  } while (cursor !== '0');
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -11,7 +11,20 @@ import { printable } from '../text/printable.js';
 import { UNITS_MODULE, type Units } from '../units.js';
 import type { QueueEndpoint } from './queueUrl.js';
 import { connectWithin } from './connect.js';
-import { buildMismatch, encodeUnitResult, QUEUE_NAME, QUEUE_PREFIX, readUnitJob, type Build, type UnitResult } from './unitJob.js';
+import {
+  BLOB_TTL_MS,
+  buildMismatch,
+  encodeUnitOutput,
+  QUEUE_NAME,
+  QUEUE_PREFIX,
+  readUnitInput,
+  readUnitJob,
+  unitBlobKey,
+  type Build,
+  type UnitJobData,
+  type UnitReceipt,
+} from './unitJob.js';
+import type { TruncationUnitInput } from '../meta/truncationUnit.js';
 import { HEARTBEAT_MS, liveSession, removeBeat, writeBeat } from './workerRegistry.js';
 
 export interface QueueWorkerOptions {
@@ -64,17 +77,18 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
   const stopped = new Promise<void>((resolve) => (stop = resolve));
 
   const processUnit = async (job: Job): Promise<unknown> => {
-    const jobId = printable(String(job.id), 80);
-    let unit: ReturnType<typeof readUnitJob>;
+    const rawId = String(job.id);
+    const jobId = printable(rawId, 80);
+    let unit: UnitJobData;
     try {
-      unit = readUnitJob(job.data);
+      unit = readUnitJob(rawId, job.data);
     } catch (e) {
       throw new Error(`worker ${id} refused unit ${jobId}: ${(e as Error).message}`);
     }
     const mismatch =
-      buildMismatch(o.build, unit.job.build) ??
-      (o.recipeHash !== undefined && o.recipeHash !== unit.job.recipeHash
-        ? `it belongs to recipe ${unit.job.recipeHash.slice(0, 12)}, this worker was started for recipe ${o.recipeHash.slice(0, 12)} (--recipe)`
+      buildMismatch(o.build, unit.build) ??
+      (o.recipeHash !== undefined && o.recipeHash !== unit.recipeHash
+        ? `it belongs to recipe ${unit.recipeHash.slice(0, 12)}, this worker was started for recipe ${o.recipeHash.slice(0, 12)} (--recipe)`
         : null);
     if (mismatch !== null) {
       refused = `refused unit ${jobId}: ${mismatch} (a result from a different build would not be byte-identical)`;
@@ -82,20 +96,29 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
       stop();
       throw new Error(`worker ${id} ${refused}`);
     }
-    const live = await liveSession(redis, unit.job.runId);
-    if (live !== null && live !== unit.job.session) {
+    const live = await liveSession(redis, unit.runId);
+    if (live !== null && live !== unit.session) {
       // Its host is gone and the run was resumed by another: no one will read the result. (No
       // session at all — a restarted Redis before the host re-claims it — is no reason to skip.)
       o.log(`skipped unit ${jobId}: its run is now served by another host session`);
       return { stale: true };
     }
+    const bytes = await redis.getBuffer(unitBlobKey(rawId, 'input'));
+    if (bytes === null) throw new Error(`worker ${id}: the input of unit ${jobId} is not in Redis (expired, or lost when Redis restarted)`);
+    let input: TruncationUnitInput;
+    try {
+      input = readUnitInput(bytes);
+    } catch (e) {
+      throw new Error(`worker ${id} refused unit ${jobId}: ${(e as Error).message}`);
+    }
     const start = performance.now();
-    const output = await pool.run('truncation', unit.input);
+    const output = await pool.run('truncation', input);
     const seconds = (performance.now() - start) / 1000;
+    await redis.set(unitBlobKey(rawId, 'output'), encodeUnitOutput(output), 'PX', BLOB_TTL_MS);
     unitsDone += 1;
     o.log(`unit ${jobId} done in ${seconds.toFixed(2)} s`);
-    const result: UnitResult = { worker: { id, host }, seconds, output };
-    return encodeUnitResult(result);
+    const receipt: UnitReceipt = { worker: { id, host }, seconds };
+    return receipt;
   };
 
   const worker = new Worker(QUEUE_NAME, processUnit, {
@@ -135,11 +158,21 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
   } finally {
     clearInterval(beats);
     o.signal?.removeEventListener('abort', onAbort);
-    await worker.close().catch(() => undefined);
+    // Gracefully (the running units finish) while Redis answers; with Redis gone a graceful close
+    // would wait for it forever, so then the worker lets go of its units (their locks expire and
+    // other workers take them).
+    if (down) await withDeadline(worker.close(true), 5_000);
+    else await worker.close().catch(() => undefined);
     await pool.close();
-    await removeBeat(redis, id).catch(() => undefined);
+    await withDeadline(removeBeat(redis, id), 2_000);
     redis.disconnect();
   }
   if (lastError !== '' && refused === undefined && !o.signal?.aborted) o.log(`stopped: ${printable(lastError, 200)}`);
   return { unitsDone, ...(refused !== undefined ? { refused } : {}) };
+}
+
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

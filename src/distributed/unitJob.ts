@@ -1,7 +1,9 @@
 // What travels through the queue: a job per truncation unit, its id, and its result. Jobs carry
-// data only — the unit's input, who made it (run, session, outer step, estimator, unit) and what
-// must match for the result to be byte-identical (lopt's version and build, the recipe hash, the
-// backend and the kernels) — and every field is checked on arrival.
+// data only — who made the unit (run, session, outer step, estimator, unit) and what must match
+// for the result to be byte-identical (lopt's version and build, the recipe hash, the backend and
+// the kernels) — and every field is checked on arrival. The unit's input and output (megabytes of
+// float arrays) go beside the job as binary Redis values under keys derived from the job's id
+// (blobCodec.ts), never named by the job itself.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,7 +13,7 @@ import { gitCommit } from '../checkpoint/index.js';
 import { truncationUnitInputSchema } from '../meta/truncationUnitSchema.js';
 import type { TruncationUnitInput, TruncationUnitOutput } from '../meta/truncationUnit.js';
 import { printable } from '../text/printable.js';
-import { decodeWire, encodeWire } from './wireCodec.js';
+import { decodeBlob, encodeBlob } from './blobCodec.js';
 
 /** BullMQ's key prefix and queue name: every lopt host and worker on one Redis database shares them. */
 export const QUEUE_PREFIX = 'lopt';
@@ -95,54 +97,79 @@ const jobSchema = z.strictObject({
   outerStep: index,
   estimator: index,
   unit: index,
-  input: z.unknown(),
 });
 
-export type UnitJobData = Omit<z.output<typeof jobSchema>, 'input'> & { input: unknown };
+export type UnitJobData = z.output<typeof jobSchema>;
 
-export function unitJobData(tag: UnitJobTag, build: Build, recipeHash: string, input: TruncationUnitInput): UnitJobData {
-  return { build, recipeHash, ...tag, input: encodeWire(input) };
+export function unitJobData(tag: UnitJobTag, build: Build, recipeHash: string): UnitJobData {
+  return { build, recipeHash, ...tag };
 }
 
-/** A job's data, checked field by field, with its unit input decoded and checked by the unit's schema. */
-export function readUnitJob(data: unknown): { job: UnitJobData; input: TruncationUnitInput } {
+/** How long a unit's input or output stays in Redis unread (the host refreshes its pending inputs' at every poll). */
+export const BLOB_TTL_MS = 10 * 60_000;
+
+export const UNIT_BLOB_PREFIX = `${QUEUE_PREFIX}:${QUEUE_NAME}:blob:`;
+
+/** Where a job's input and its worker's output lie in Redis: derived from the job's id. */
+export function unitBlobKey(jobId: string, which: 'input' | 'output'): string {
+  return `${UNIT_BLOB_PREFIX}${jobId}:${which}`;
+}
+
+/** A job's data, checked field by field; its id must be the one its fields name. */
+export function readUnitJob(jobId: string, data: unknown): UnitJobData {
   const job = jobSchema.safeParse(data);
   if (!job.success) throw new Error(`not a lopt unit job: ${issueOf(job.error)}`);
-  const input = truncationUnitInputSchema.safeParse(decodeWire(job.data.input));
-  if (!input.success) throw new Error(`the unit's input is malformed: ${issueOf(input.error)}`);
-  return { job: job.data, input: input.data };
+  if (unitJobId(job.data) !== jobId) throw new Error(`its id is not the one its fields name`);
+  return job.data;
 }
 
-/** What a worker returns for a job. */
-export interface UnitResult {
+export function encodeUnitInput(input: TruncationUnitInput): Buffer {
+  return encodeBlob(input);
+}
+
+/** A unit's input from its stored bytes, checked by the unit's schema. */
+export function readUnitInput(bytes: Buffer): TruncationUnitInput {
+  const input = truncationUnitInputSchema.safeParse(decodeBlob(bytes));
+  if (!input.success) throw new Error(`the unit's input is malformed: ${issueOf(input.error)}`);
+  return input.data;
+}
+
+/** What a worker returns for a job (its output is stored beside it, under unitBlobKey(id, 'output')). */
+export interface UnitReceipt {
   worker: { id: string; host: string };
   /** Seconds the unit ran on the worker (queue latency = round trip − this). */
   seconds: number;
-  output: TruncationUnitOutput;
+}
+
+const receiptSchema = z.strictObject({
+  worker: z.strictObject({ id: z.string().max(300), host: z.string().max(255) }),
+  seconds: z.number().min(0),
+});
+
+export function readUnitReceipt(value: unknown): UnitReceipt {
+  const parsed = receiptSchema.safeParse(value);
+  if (!parsed.success) throw new Error(`a worker returned a malformed receipt: ${issueOf(parsed.error)}`);
+  return parsed.data;
 }
 
 const f32 = z.custom<Float32Array>((v) => v instanceof Float32Array, { error: 'must be a float32 array' });
-const resultSchema = z.strictObject({
-  worker: z.strictObject({ id: z.string().max(300), host: z.string().max(255) }),
-  seconds: z.number().min(0),
-  output: z.strictObject({
-    losses: f32,
-    rawLosses: f32,
-    resetStep: z.custom<Int32Array>((v) => v instanceof Int32Array, { error: 'must be an int32 array' }),
-    particleStates: z.array(z.strictObject({ episode: index, step: index, length: index })),
-    state: z.strictObject({ params: z.array(f32), optTensors: z.array(f32), optNumbers: z.array(z.number()) }),
-    finalLosses: f32.optional(),
-  }),
+const outputSchema = z.strictObject({
+  losses: f32,
+  rawLosses: f32,
+  resetStep: z.custom<Int32Array>((v) => v instanceof Int32Array, { error: 'must be an int32 array' }),
+  particleStates: z.array(z.strictObject({ episode: index, step: index, length: index })),
+  state: z.strictObject({ params: z.array(f32), optTensors: z.array(f32), optNumbers: z.array(z.number()) }),
+  finalLosses: f32.optional(),
 });
 
-export function encodeUnitResult(result: UnitResult): unknown {
-  return encodeWire(result);
+export function encodeUnitOutput(output: TruncationUnitOutput): Buffer {
+  return encodeBlob(output);
 }
 
-/** A job's return value, checked; the sizes are checked against the unit by the estimator. */
-export function readUnitResult(value: unknown): UnitResult {
-  const parsed = resultSchema.safeParse(decodeWire(value));
-  if (!parsed.success) throw new Error(`a worker returned a malformed result: ${issueOf(parsed.error)}`);
+/** A unit's output from its stored bytes, checked; the sizes are checked against the unit by the estimator. */
+export function readUnitOutput(bytes: Buffer): TruncationUnitOutput {
+  const parsed = outputSchema.safeParse(decodeBlob(bytes));
+  if (!parsed.success) throw new Error(`a worker stored a malformed output: ${issueOf(parsed.error)}`);
   return parsed.data;
 }
 
