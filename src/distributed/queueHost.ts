@@ -58,6 +58,8 @@ interface Pending {
   data: ReturnType<typeof unitJobData>;
   /** The unit's input as stored beside the job (kept to store it again if Redis loses it). */
   input: Buffer;
+  /** Set once the job is in the queue: before that, its absence is not a loss. */
+  added: boolean;
   innerSteps: number;
   sentAt: number;
   resolve: (output: TruncationUnitOutput) => void;
@@ -205,6 +207,7 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
       await claimSession(redis, o.runId, session);
       let requeued = 0;
       for (const p of [...pending.values()]) {
+        if (!p.added) continue;
         const state = await queue.getJobState(p.id);
         if (!pending.has(p.id)) continue;
         if (state === 'unknown') {
@@ -255,14 +258,26 @@ export async function createQueueHost(o: QueueHostOptions): Promise<QueueHost> {
     const data = unitJobData(jobTag, o.build, o.recipeHash);
     const bytes = encodeUnitInput(input);
     return new Promise<TruncationUnitOutput>((resolve, reject) => {
-      const p: Pending = { id, data, input: bytes, innerSteps: input.particles.length * 2 * input.steps, sentAt: performance.now(), resolve, reject };
+      const p: Pending = {
+        id,
+        data,
+        input: bytes,
+        added: false,
+        innerSteps: input.particles.length * 2 * input.steps,
+        sentAt: performance.now(),
+        resolve,
+        reject,
+      };
       pending.set(id, p);
       // The input on the host's own connection first, then the job that names it.
       redis
         .set(unitBlobKey(id, 'input'), bytes, 'PX', BLOB_TTL_MS)
         .then(() => queue.add('truncation', data, jobOptions(id, attempts)))
         .then(
-          () => void settle(id).catch(() => undefined),
+          () => {
+            p.added = true;
+            void settle(id).catch(() => undefined);
+          },
           (e: Error) => {
             if (pending.delete(id)) reject(new Error(`queue: could not enqueue unit ${id}: ${printable(e.message, 200)}`));
           },
