@@ -299,6 +299,28 @@ describe('meta-training through the queue', () => {
     }
   });
 
+  it('a second host on a running folder is refused before it touches the queue; the first run is unharmed', async () => {
+    await ensureWorkers(2);
+    // Long enough that the first host is still running when the second one has started.
+    const STEPS = 60;
+    const runDir = join(dir, 'two-hosts');
+    const recipeFile = join(dir, 'two-hosts.json');
+    await writeFile(recipeFile, JSON.stringify(recipeJson(STEPS)));
+    const first = spawnLopt(['meta-train', '--recipe', recipeFile, '--out', runDir, '--queue', redis.url, '--backend', 'wasm']);
+    while ((await listCheckpoints(runDir)).length < 1) {
+      if (first.proc.exitCode !== null) throw new Error(`the first host ended early: ${first.log()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const second = spawnLopt(['meta-train', '--resume', runDir, '--queue', redis.url, '--backend', 'wasm']);
+    expect(await second.exited).toBe(1);
+    expect(second.log()).toMatch(/is in use by/);
+    expect(first.proc.exitCode).toBeNull(); // the refusal came while the first run was going
+    expect(await first.exited).toBe(0);
+    expect(first.log()).not.toMatch(/skipped|another host session/);
+    const theta = (await loadCheckpoint(runPaths(runDir).theta)).theta.data;
+    expect(Buffer.concat(theta.map((d) => Buffer.from(d.buffer, d.byteOffset, d.byteLength))).equals(await localTheta(STEPS))).toBe(true);
+  });
+
   it('a worker refuses a unit of another lopt version (or recipe), says why, and stops', async () => {
     await stopAll();
     const recipe = recipeOf(1);

@@ -10,6 +10,7 @@ import { loadRecipe, parseRecipe, recipeHash, type Recipe } from '../meta/recipe
 import type { RunUnit } from '../meta/estimator.js';
 import type { MetaTrainListener } from '../meta/events.js';
 import { createQueueHost } from '../distributed/queueHost.js';
+import { probeQueue } from '../distributed/connect.js';
 import { parseQueueUrl, type QueueEndpoint } from '../distributed/queueUrl.js';
 import { ownBuild, runIdOf } from '../distributed/unitJob.js';
 import { kernelMode } from '../kernels/native.js';
@@ -83,15 +84,29 @@ async function unitRunner(
     const pool = await createUnitPool<Units>({ workers, unitsModule: UNITS_MODULE, backend, onWarning: (message) => listener({ type: 'warning', message }) });
     return { run: (input) => pool.run('truncation', input), close: () => pool.close() };
   }
+  // Redis answers (or the command fails here, before any work)…
+  await probeQueue(endpoint, queueTimeout);
+  // …but the host claims the run on the queue only at the first unit: by then metaTrain holds the
+  // run folder's lock, so a second process on the same folder is refused before it can take over
+  // the run's session and drop the first one's jobs.
   const hash = recipeHash(recipe);
-  return createQueueHost({
-    endpoint,
-    runId: runIdOf(resolve(runDir), hash),
-    recipeHash: hash,
-    build: await ownBuild(backend, kernelMode()),
-    redisTimeoutSeconds: queueTimeout,
-    onEvent: listener,
-  });
+  const build = await ownBuild(backend, kernelMode());
+  let host: ReturnType<typeof createQueueHost> | undefined;
+  const started = () =>
+    (host ??= createQueueHost({
+      endpoint,
+      runId: runIdOf(resolve(runDir), hash),
+      recipeHash: hash,
+      build,
+      redisTimeoutSeconds: queueTimeout,
+      onEvent: listener,
+    }));
+  return {
+    run: (input, tag) => started().then((h) => h.run(input, tag)),
+    close: async () => {
+      if (host !== undefined) await (await host.catch(() => undefined))?.close();
+    },
+  };
 }
 
 export async function metaTrainCommand(o: MetaTrainCommandOptions): Promise<number> {

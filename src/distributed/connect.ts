@@ -1,6 +1,7 @@
 // Connecting to Redis with a deadline and an error that says what went wrong: refused
 // credentials at once, an unreachable server after `ms`. Messages name the URL without credentials.
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import type { QueueEndpoint } from './queueUrl.js';
 import { printable } from '../text/printable.js';
 
 export async function connectWithin(redis: Redis, ms: number, where: string): Promise<void> {
@@ -34,4 +35,11 @@ export async function connectWithin(redis: Redis, ms: number, where: string): Pr
   } finally {
     redis.off('error', onError);
   }
+}
+
+/** Connects once and lets go: the queue is reachable and takes the credentials, or a clear error. */
+export async function probeQueue(endpoint: QueueEndpoint, seconds: number): Promise<void> {
+  const redis = new Redis({ ...endpoint.connection, lazyConnect: true });
+  await connectWithin(redis, seconds * 1000, endpoint.display);
+  redis.disconnect();
 }
