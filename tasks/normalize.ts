@@ -5,7 +5,11 @@ import * as tf from '@tensorflow/tfjs-core';
  * mapped to that maximum so a diverged inner run costs the most, never nothing.
  */
 export function classificationNormalizer(numClasses: number): (loss: tf.Tensor) => tf.Tensor {
-  const max = 1.5 * Math.log(numClasses);
+  return clippedNormalizer(1.5 * Math.log(numClasses));
+}
+
+/** clip(l, 0, max), with NaN/Inf mapped to `max` (the classification normalizer's form, for any cap). */
+export function clippedNormalizer(max: number): (loss: tf.Tensor) => tf.Tensor {
   return (loss) =>
     tf.tidy(() => {
       const finite = tf.logicalNot(tf.logicalOr(tf.isNaN(loss), tf.isInf(loss)));

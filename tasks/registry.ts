@@ -1,6 +1,8 @@
 import { CONV_NAME_FORM, convTask, parseConvName } from './conv.js';
 import { MLP_NAME_FORM, mlpTask, parseMlpName } from './mlp.js';
 import { TRANSFORMER_NAME_FORM, parseTransformerName, transformerTask } from './transformer.js';
+import { MLM_NAME_FORM, mlmTask, parseMlmName } from './mlm/mlmTask.js';
+import { PREF_NAME_FORM, parsePreferenceName, preferenceTask } from './preference/preferenceTask.js';
 import {
   logisticRegressionTask,
   noisyQuadraticTask,
@@ -25,6 +27,8 @@ const KINDS: TaskKind[] = [
   { prefix: 'mlp-', form: MLP_NAME_FORM, build: (n) => mlpTask(parseMlpName(n)) },
   { prefix: 'conv-', form: CONV_NAME_FORM, build: (n) => convTask(parseConvName(n)) },
   { prefix: 'transformer-', form: TRANSFORMER_NAME_FORM, build: (n) => transformerTask(parseTransformerName(n)) },
+  { prefix: 'mlm-', form: MLM_NAME_FORM, build: (n) => mlmTask(parseMlmName(n)) },
+  { prefix: 'pref-', form: PREF_NAME_FORM, build: (n) => preferenceTask(parsePreferenceName(n)) },
   { prefix: 'quadratic-', form: 'quadratic-d<dim>-k<condition>[-diag]', build: (n) => quadraticTask(parseQuadraticName(n)) },
   {
     prefix: 'noisy-quadratic-',

@@ -71,7 +71,11 @@ export function attentionLogitScale(parametrization: Parametrization, dHead: num
   return parametrization === 'mup' ? 1 / dHead : 1 / Math.sqrt(dHead);
 }
 
-function transformerShapes(c: TransformerConfig, vocab: number): Record<string, number[]> {
+/**
+ * One member's parameter shapes: token and position embeddings, `depth` pre-LN blocks (norms,
+ * Q/K/V/O [d, d], MLP [d, 4d] and [4d, d]), the final norm and the readout [d, vocab].
+ */
+export function transformerShapes(c: Pick<TransformerConfig, 'width' | 'depth' | 'seqLen'>, vocab: number): Record<string, number[]> {
   const d = c.width;
   const shapes: Record<string, number[]> = { 'embed/tokens': [vocab, d], 'embed/positions': [c.seqLen, d] };
   for (let l = 0; l < c.depth; l++) {
@@ -104,7 +108,7 @@ function causalMask(T: number): Float32Array {
 }
 
 /** LayerNorm over the last axis; scale and bias [P, d] act on x [P, N, d]. */
-function layerNorm(x: tf.Tensor, scale: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+export function layerNorm(x: tf.Tensor, scale: tf.Tensor, bias: tf.Tensor): tf.Tensor {
   const P = scale.shape[0]!;
   const d = scale.shape[1]!;
   const { mean, variance } = tf.moments(x, -1, true);
@@ -112,43 +116,87 @@ function layerNorm(x: tf.Tensor, scale: tf.Tensor, bias: tf.Tensor): tf.Tensor {
   return tf.add(tf.mul(normed, tf.reshape(scale, [P, 1, d])), tf.reshape(bias, [P, 1, d]));
 }
 
+/** The [P, d, d] projections of one attention layer. */
+export interface AttentionWeights {
+  query: tf.Tensor;
+  key: tf.Tensor;
+  value: tf.Tensor;
+  out: tf.Tensor;
+}
+
+/** Queries, keys and values of x [P, B, T, d], each split into heads: [P, B, H, T, d/H]. */
+export function projectHeads(x: tf.Tensor, w: AttentionWeights, heads: number): { q: tf.Tensor; k: tf.Tensor; v: tf.Tensor } {
+  const [P, B, T, d] = x.shape as [number, number, number, number];
+  const dh = d / heads;
+  const rows = tf.reshape(x, [P, B * T, d]);
+  // [P, B·T, d] → [P, B, H, T, dh]
+  const split = (wm: tf.Tensor) => tf.transpose(tf.reshape(tf.matMul(rows, wm), [P, B, T, heads, dh]), [0, 1, 3, 2, 4]);
+  return { q: split(w.query), k: split(w.key), v: split(w.value) };
+}
+
+/** Heads [P, B, H, T, dh] concatenated back to [P, B, T, H·dh] and projected by `out` [P, d, d]. */
+export function mergeHeads(mixed: tf.Tensor, out: tf.Tensor): tf.Tensor {
+  const [P, B, H, T, dh] = mixed.shape as [number, number, number, number, number];
+  const merged = tf.reshape(tf.transpose(mixed, [0, 1, 3, 2, 4]), [P, B * T, H * dh]);
+  return tf.reshape(tf.matMul(merged, out), [P, B, T, H * dh]);
+}
+
 /**
  * Causal multi-head self-attention of x [P, B, T, d] (already normalized) with [P, d, d]
  * projections; logits are multiplied by `logitScale`. Returns [P, B, T, d].
  */
-export function causalSelfAttention(
-  x: tf.Tensor,
-  w: { query: tf.Tensor; key: tf.Tensor; value: tf.Tensor; out: tf.Tensor },
-  heads: number,
-  logitScale: number,
-): tf.Tensor {
+export function causalSelfAttention(x: tf.Tensor, w: AttentionWeights, heads: number, logitScale: number): tf.Tensor {
   return tf.tidy(() => {
-    const [P, B, T, d] = x.shape as [number, number, number, number];
-    const dh = d / heads;
-    const rows = tf.reshape(x, [P, B * T, d]);
-    // [P, B·T, d] → [P, B, H, T, dh]
-    const split = (wm: tf.Tensor) => tf.transpose(tf.reshape(tf.matMul(rows, wm), [P, B, T, heads, dh]), [0, 1, 3, 2, 4]);
-    const q = split(w.query);
-    const k = split(w.key);
-    const v = split(w.value);
+    const T = x.shape[2]!;
+    const { q, k, v } = projectHeads(x, w, heads);
     const logits = tf.add(tf.mul(tf.matMul(q, k, false, true), logitScale), tf.tensor2d(causalMask(T), [T, T]));
-    const mixed = tf.matMul(tf.softmax(logits), v);
-    const merged = tf.reshape(tf.transpose(mixed, [0, 1, 3, 2, 4]), [P, B * T, d]);
-    return tf.reshape(tf.matMul(merged, w.out), [P, B, T, d]);
+    return mergeHeads(tf.matMul(tf.softmax(logits), v), w.out);
   });
 }
 
-export function transformerTask(config: TransformerConfig): Task {
-  const cfg = validateTransformerConfig(config);
-  const text: TextDataset = loadText('moby-dick');
-  const V = text.vocabSize;
-  const { width: d, depth, heads, seqLen: T, batchSize } = cfg;
-  const mup = cfg.parametrization === 'mup';
-  const shapes = transformerShapes(cfg, V);
-  const pickShapes = (keep: (name: string) => boolean) => Object.fromEntries(Object.entries(shapes).filter(([n]) => keep(n)));
-  const logitScale = attentionLogitScale(cfg.parametrization, d / heads);
-  const readoutMultiplier = mup ? 1 / d : 1;
+/** Self-attention of one block: normalized x [P, B, T, d] and that block's projections → [P, B, T, d]. */
+export type BlockAttention = (x: tf.Tensor, w: AttentionWeights) => tf.Tensor;
 
+/**
+ * The pre-LayerNorm stack on embedded tokens h [P, B·T, d]: per block
+ * h += Attn(LN₁(h)); h += W_out·ReLU(W_in·LN₂(h)), then the final LayerNorm and the readout,
+ * logits = LN_f(h)·W_readout·readoutMultiplier, [P, B·T, vocab].
+ */
+export function preLnLogits(
+  p: (name: string) => tf.Tensor,
+  embedded: tf.Tensor,
+  dims: { batch: number; seqLen: number; depth: number },
+  attention: BlockAttention,
+  readoutMultiplier: number,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const [P, N, d] = embedded.shape as [number, number, number];
+    const { batch: B, seqLen: T } = dims;
+    let h = embedded;
+    for (let l = 0; l < dims.depth; l++) {
+      const at = (s: string) => p(`block${l}/${s}`);
+      const a = tf.reshape(layerNorm(h, at('norm1/scale'), at('norm1/bias')), [P, B, T, d]);
+      const w = { query: at('attn/query'), key: at('attn/key'), value: at('attn/value'), out: at('attn/out') };
+      h = tf.add(h, tf.reshape(attention(a, w), [P, N, d]));
+      const m = layerNorm(h, at('norm2/scale'), at('norm2/bias'));
+      h = tf.add(h, tf.matMul(tf.relu(tf.matMul(m, at('mlp/in'))), at('mlp/out')));
+    }
+    const final = layerNorm(h, p('final_norm/scale'), p('final_norm/bias'));
+    const logits = tf.matMul(final, p('readout/kernel'));
+    return readoutMultiplier === 1 ? logits : tf.mul(logits, readoutMultiplier);
+  });
+}
+
+/**
+ * Init rules, μP update scales and the init of a transformer's parameters (transformerShapes'
+ * names): N(0, 1) embeddings, truncated N(0, 1/fan_in) matrices, zero biases, unit norm scales;
+ * under μP the readout starts at zero and hidden matrices (attention, MLP) move 1/fan_in.
+ */
+export function transformerParameters(
+  shapes: Readonly<Record<string, readonly number[]>>,
+  parametrization: Parametrization,
+): { mupScale: Record<string, number>; init: (seeds: readonly number[]) => Params } {
+  const mup = parametrization === 'mup';
   const rules: Record<string, InitRule> = {};
   const mupScale: Record<string, number> = {};
   for (const [name, shape] of Object.entries(shapes)) {
@@ -162,48 +210,60 @@ export function transformerTask(config: TransformerConfig): Task {
   }
   // Hidden matrices (Q/K/V/O, MLP) move 1/fan_in; embeddings, norms and the readout move 1.
   for (const [name, shape] of Object.entries(shapes)) mupScale[name] = mup && isMatrix(name) ? 1 / shape[0]! : 1;
+  const drawnShapes = Object.fromEntries(Object.entries(shapes).filter(([n]) => !n.endsWith('/scale')));
 
   /** Norm scales start at 1 (no init rule for that); the rest draw per member from their seeds. */
   const init = (seeds: readonly number[]): Params => {
-    const drawn = initPopulation(
-      seeds,
-      pickShapes((n) => !n.endsWith('/scale')),
-      rules,
-    );
+    const drawn = initPopulation(seeds, drawnShapes, rules);
     const out: Params = {};
     for (const [name, shape] of Object.entries(shapes)) out[name] = drawn[name] ?? tf.ones([seeds.length, ...shape]);
     return out;
   };
+  return { mupScale, init };
+}
 
-  const get = (params: Params, name: string): tf.Tensor => {
-    const t = params[name];
-    if (t === undefined) throw new Error(`transformer task: parameter '${name}' is missing`);
-    return t;
-  };
+/**
+ * The causal model's next-character logits [P, B·Tb, vocab] for tokens [P, B, Tb] (Tb ≤ seqLen):
+ * the task's loss reads them, and so does the preference task (tasks/preference), which scores
+ * responses under this same model.
+ */
+export function causalLogits(cfg: TransformerConfig, vocab: number, params: Params, tokens: tf.Tensor): tf.Tensor {
+  const { width: d, depth, heads, seqLen: T } = cfg;
+  const logitScale = attentionLogitScale(cfg.parametrization, d / heads);
+  const readoutMultiplier = cfg.parametrization === 'mup' ? 1 / d : 1;
+  return tf.tidy(() => {
+    const p = (name: string): tf.Tensor => {
+      const t = params[name];
+      if (t === undefined) throw new Error(`transformer task: parameter '${name}' is missing`);
+      return t;
+    };
+    const [P, B, Tb] = tokens.shape as [number, number, number];
+    if (Tb > T) throw new Error(`transformer task: batch has ${Tb} positions, the model holds ${T}`);
+    // int32 one-hot, then cast: tfjs-backend-wasm 4.22's OneHot ignores dtype 'float32' and writes
+    // int32 1s into the float buffer (1.4e-45), which silently zeroed the token embedding.
+    const oneHot = (ids: tf.Tensor) => tf.cast(tf.oneHot(tf.reshape(ids, [P, B * Tb]) as tf.Tensor2D, vocab), 'float32');
+    // Token embedding as a one-hot product: [P, B·T, V]·[P, V, d].
+    const embedded = tf.reshape(tf.matMul(oneHot(tokens), p('embed/tokens')), [P, B, Tb, d]);
+    const positions = tf.reshape(tf.slice(p('embed/positions'), [0, 0, 0], [P, Tb, d]), [P, 1, Tb, d]);
+    const h = tf.reshape(tf.add(embedded, positions), [P, B * Tb, d]);
+    const attention: BlockAttention = (a, w) => causalSelfAttention(a, w, heads, logitScale);
+    return preLnLogits(p, h, { batch: B, seqLen: Tb, depth }, attention, readoutMultiplier);
+  });
+}
+
+export function transformerTask(config: TransformerConfig): Task {
+  const cfg = validateTransformerConfig(config);
+  const text: TextDataset = loadText('moby-dick');
+  const V = text.vocabSize;
+  const { width: d, depth, seqLen: T, batchSize } = cfg;
+  const shapes = transformerShapes(cfg, V);
+  const { mupScale, init } = transformerParameters(shapes, cfg.parametrization);
 
   const logitsOf = (params: Params, batch: Batch): { logits: tf.Tensor; labels: tf.Tensor } => {
     return tidyTree(() => {
-      const p = (name: string) => get(params, name);
       const tokens = batch['x']!;
       const [P, B, Tb] = tokens.shape as [number, number, number];
-      if (Tb > T) throw new Error(`transformer task: batch has ${Tb} positions, the model holds ${T}`);
-      const oneHot = (ids: tf.Tensor) => tf.oneHot(tf.reshape(ids, [P, B * Tb]) as tf.Tensor2D, V, 1, 0, 'float32');
-      // Token embedding as a one-hot product: [P, B·T, V]·[P, V, d].
-      const embedded = tf.reshape(tf.matMul(oneHot(tokens), p('embed/tokens')), [P, B, Tb, d]);
-      const positions = tf.reshape(tf.slice(p('embed/positions'), [0, 0, 0], [P, Tb, d]), [P, 1, Tb, d]);
-      let h = tf.reshape(tf.add(embedded, positions), [P, B * Tb, d]);
-      for (let l = 0; l < depth; l++) {
-        const at = (s: string) => p(`block${l}/${s}`);
-        const a = tf.reshape(layerNorm(h, at('norm1/scale'), at('norm1/bias')), [P, B, Tb, d]);
-        const w = { query: at('attn/query'), key: at('attn/key'), value: at('attn/value'), out: at('attn/out') };
-        h = tf.add(h, tf.reshape(causalSelfAttention(a, w, heads, logitScale), [P, B * Tb, d]));
-        const m = layerNorm(h, at('norm2/scale'), at('norm2/bias'));
-        h = tf.add(h, tf.matMul(tf.relu(tf.matMul(m, at('mlp/in'))), at('mlp/out')));
-      }
-      const final = layerNorm(h, p('final_norm/scale'), p('final_norm/bias'));
-      let logits = tf.matMul(final, p('readout/kernel'));
-      if (readoutMultiplier !== 1) logits = tf.mul(logits, readoutMultiplier);
-      return { logits, labels: tf.reshape(batch['y']!, [P, B * Tb]) };
+      return { logits: causalLogits(cfg, V, params, tokens), labels: tf.reshape(batch['y']!, [P, B * Tb]) };
     });
   };
 

@@ -20,7 +20,7 @@ export interface BatchStream {
 export interface TaskMeta {
   /** Canonical, parseable name (parseTaskName(name) rebuilds the task). */
   name: string;
-  /** Architecture family: 'mlp', 'conv', 'transformer', 'quadratic', 'noisy-quadratic', 'rosenbrock', 'logreg'. */
+  /** Architecture family: 'mlp', 'conv', 'transformer', 'preference', 'quadratic', 'noisy-quadratic', 'rosenbrock', 'logreg'. */
   family: string;
   parametrization: Parametrization;
   dataset: string | null;
@@ -45,6 +45,11 @@ export interface Task {
   init(seeds: readonly number[]): Params;
   /** Classification tasks: the fraction of correct predictions per member, [P]. Absent otherwise. */
   accuracy?(params: Params, batch: Batch): tf.Tensor1D;
+  /**
+   * The task's own evaluation metrics, each [P] (one value per member), by name; absent when it has
+   * none. Preference tasks: preferenceAccuracy and rewardMargin.
+   */
+  metrics?(params: Params, batch: Batch): Record<string, tf.Tensor1D>;
   /**
    * Optional fused loss and gradient (a native kernel), equal to tf.valueAndGrads of `loss` summed
    * over members; null when it can't run now (the caller differentiates `loss` instead).

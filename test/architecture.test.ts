@@ -19,7 +19,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   'src/backend': ['src/kernels'],
   'src/optim': ['src/tree', 'src/schema', 'src/text'],
   'src/tfjs': ['src/optim', 'src/tree', 'src/schema', 'src/text'],
-  tasks: ['src/tree', 'src/random', 'src/kernels', 'src/schema', 'src/text'],
+  // src/optim: the preference task fits its reference model with Adam (src/optim imports no task).
+  tasks: ['src/tree', 'src/random', 'src/kernels', 'src/schema', 'src/text', 'src/optim'],
   'src/lopt': ['src/optim', 'src/tree', 'src/tfjs', 'src/checkpoint', 'src/kernels', 'src/backend', 'src/random', 'src/schema', 'src/text'],
   'src/parallel': ['src/backend', 'src/kernels', 'src/text'],
   'src/meta': ['src/lopt', 'src/optim', 'src/tree', 'tasks', 'src/checkpoint', 'src/random', 'src/schema', 'src/text'],

@@ -120,7 +120,8 @@ function exampleBatches(
   };
 }
 
-function checkCommon(what: string, split: Split, seeds: readonly number[], batchSize: number): void {
+/** Throws, prefixed by `what`, unless split is known, seeds is a non-empty list of finite numbers and batchSize a positive integer. */
+export function checkCommon(what: string, split: Split, seeds: readonly number[], batchSize: number): void {
   if (!SPLITS.includes(split)) throw new Error(`${what}: unknown split '${String(split)}'; valid: ${SPLITS.join(', ')}`);
   if (!Array.isArray(seeds) || seeds.length === 0) {
     throw new Error(`${what}: seeds is empty; give one seed per population member (P = seeds.length ≥ 1)`);
