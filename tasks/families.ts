@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { Rng } from '../src/random/rng.js';
 import { ACTIVATIONS, MAX_DEPTH, MAX_WIDTH, mlpName, validateMlpConfig, type MlpConfig } from './mlp.js';
 import { taskFromName } from './registry.js';
+import { mlmName, validateMlmConfig, type MlmConfig } from './mlm/mlmTask.js';
+import { PREFERENCE_LOSSES, preferenceName, validatePreferenceConfig, type PreferenceConfig } from './preference/config.js';
 import type { Task } from './types.js';
 import { issueText } from '../src/schema/parseOptions.js';
 
@@ -40,8 +42,40 @@ export const familySpecSchema = z.discriminatedUnion('type', [
     batchSize: range(1, 1 << 16).default({ min: 128, max: 128 }),
     parametrization: z.enum(['mup', 'sp']).default('mup'),
   }),
+  z.strictObject({
+    type: z.literal('mlm'),
+    widths: z.array(int(1, 8192)).min(1),
+    /** Uniform integer in [min, max]. */
+    depth: range(1, 64).default({ min: 1, max: 1 }),
+    /** Width of one attention head: heads = width / headWidth (every width must be a multiple). */
+    headWidth: int(1, 8192).default(8),
+    seqLens: z.array(int(1, 4096)).min(1).default([32]),
+    /** Log-uniform integer in [min, max]. */
+    batchSize: range(1, 1 << 16).default({ min: 16, max: 16 }),
+    positions: z
+      .array(z.enum(['nezha', 'abs']))
+      .min(1)
+      .default(['nezha']),
+    parametrization: z.enum(['mup', 'sp']).default('mup'),
+  }),
+  z.strictObject({
+    type: z.literal('preference'),
+    losses: z
+      .array(z.enum(PREFERENCE_LOSSES))
+      .min(1)
+      .default([...PREFERENCE_LOSSES]),
+    widths: z.array(int(1, 8192)).min(1),
+    depth: range(1, 64).default({ min: 1, max: 1 }),
+    seqLens: z.array(int(4, 4096)).min(1).default([32]),
+    batchSize: range(1, 1 << 16).default({ min: 16, max: 16 }),
+    parametrization: z.enum(['mup', 'sp']).default('mup'),
+  }),
 ]);
 export type FamilySpec = z.input<typeof familySpecSchema>;
+
+/** Log-uniform integer in [min, max]. */
+const logUniformBatch = (rng: Rng, r: { min: number; max: number }): number =>
+  Math.min(Math.max(Math.round(rng.logUniform(r.min, r.max + 0.999)), r.min), r.max);
 
 /** A family of one task. */
 export function fixedFamily(taskName: string): TaskFamily {
@@ -56,17 +90,62 @@ export function mlpFamily(spec: Omit<MlpFamilySpec, 'type'>): TaskFamily {
   return {
     name: `mlp(w∈{${spec.widths.join(',')}}, d∈[${spec.depth.min},${spec.depth.max}], ${spec.parametrization})`,
     sample(rng) {
-      const batch = Math.round(rng.logUniform(spec.batchSize.min, spec.batchSize.max + 0.999));
+      const batchSize = logUniformBatch(rng, spec.batchSize);
       const c: MlpConfig = {
         dataset: rng.choice(spec.datasets),
         imageSize: rng.choice(spec.imageSizes),
         width: rng.choice(spec.widths),
         depth: spec.depth.min + rng.int(spec.depth.max - spec.depth.min + 1),
         activation: rng.choice(spec.activations),
-        batchSize: Math.min(Math.max(batch, spec.batchSize.min), spec.batchSize.max),
+        batchSize,
         parametrization: spec.parametrization,
       };
       return mlpName(validateMlpConfig(c));
+    },
+    build: taskFromName,
+  };
+}
+
+type MlmFamilySpec = Extract<z.output<typeof familySpecSchema>, { type: 'mlm' }>;
+type PreferenceFamilySpec = Extract<z.output<typeof familySpecSchema>, { type: 'preference' }>;
+
+/** NEZHA / absolute-position masked LMs over widths, depths, sequence lengths and batch sizes. */
+export function mlmFamily(spec: Omit<MlmFamilySpec, 'type'>): TaskFamily {
+  const bad = spec.widths.find((w) => w % spec.headWidth !== 0);
+  if (bad !== undefined) throw new Error(`task family spec: widths: ${bad} is not a multiple of headWidth ${spec.headWidth}`);
+  return {
+    name: `mlm(w∈{${spec.widths.join(',')}}, d∈[${spec.depth.min},${spec.depth.max}], ${spec.positions.join('|')}, ${spec.parametrization})`,
+    sample(rng) {
+      const width = rng.choice(spec.widths);
+      const c: MlmConfig = {
+        width,
+        depth: spec.depth.min + rng.int(spec.depth.max - spec.depth.min + 1),
+        heads: width / spec.headWidth,
+        seqLen: rng.choice(spec.seqLens),
+        batchSize: logUniformBatch(rng, spec.batchSize),
+        positions: rng.choice(spec.positions),
+        parametrization: spec.parametrization,
+      };
+      return mlmName(validateMlmConfig(c));
+    },
+    build: taskFromName,
+  };
+}
+
+/** DPO / SimPO / MIPO preference tasks over losses, widths, depths, sequence lengths and batch sizes. */
+export function preferenceFamily(spec: Omit<PreferenceFamilySpec, 'type'>): TaskFamily {
+  return {
+    name: `preference(${spec.losses.join('|')}, w∈{${spec.widths.join(',')}}, d∈[${spec.depth.min},${spec.depth.max}], ${spec.parametrization})`,
+    sample(rng) {
+      const c: PreferenceConfig = {
+        loss: rng.choice(spec.losses),
+        width: rng.choice(spec.widths),
+        depth: spec.depth.min + rng.int(spec.depth.max - spec.depth.min + 1),
+        seqLen: rng.choice(spec.seqLens),
+        batchSize: logUniformBatch(rng, spec.batchSize),
+        parametrization: spec.parametrization,
+      };
+      return preferenceName(validatePreferenceConfig(c));
     },
     build: taskFromName,
   };
@@ -77,5 +156,14 @@ export function familyFromSpec(spec: unknown): TaskFamily {
   const r = familySpecSchema.safeParse(spec);
   if (!r.success) throw new Error(`task family spec: ${issueText(r.error, spec)}`);
   const s = r.data;
-  return s.type === 'fixed' ? fixedFamily(s.task) : mlpFamily(s);
+  switch (s.type) {
+    case 'fixed':
+      return fixedFamily(s.task);
+    case 'mlp':
+      return mlpFamily(s);
+    case 'mlm':
+      return mlmFamily(s);
+    case 'preference':
+      return preferenceFamily(s);
+  }
 }
