@@ -10,18 +10,19 @@ import type { BenchRunInput, BenchRunOutput } from '../evaluate/benchRun.js';
 import { formatLr } from '../evaluate/report/format.js';
 import { writeReport } from '../evaluate/report/writeReport.js';
 import type { BenchResults } from '../evaluate/results.js';
-import { runBench } from '../evaluate/runBench.js';
+import { DEFAULT_BENCH_OPTIMIZERS, runBench } from '../evaluate/runBench.js';
 import { selectModel, type Selection } from '../evaluate/selectModel.js';
 import { benchProgress } from './bench/progressReporter.js';
 import { createUnitPool } from '../parallel/unitPool.js';
 import { UNITS_MODULE, type Units } from '../units.js';
-import { loadSuite, parseSuite, shippedSuitePath, type Suite } from '../../tasks/suites.js';
+import { loadSuite, parseSuite, SHIPPED_SUITES, shippedSuitePath, type Suite } from '../../tasks/suites.js';
 import { taskFromName } from '../../tasks/registry.js';
 import { printable, printableMessage } from '../text/printable.js';
 
 export interface BenchCommandOptions {
   suite: string;
-  optimizers: string[];
+  /** Default: the suite's `optimizers`, else DEFAULT_BENCH_OPTIMIZERS. */
+  optimizers?: string[];
   budget: number;
   seeds: number;
   steps?: number;
@@ -33,7 +34,7 @@ export interface BenchCommandOptions {
 function suiteFrom(nameOrPath: string): Suite {
   if (existsSync(nameOrPath)) return loadSuite(nameOrPath);
   if (/^[A-Za-z0-9_-]+$/.test(nameOrPath)) return loadSuite(shippedSuitePath(nameOrPath));
-  throw new Error(`bench: no suite file '${nameOrPath}' (give a path, or a shipped suite: smoke, generalization)`);
+  throw new Error(`bench: no suite file '${nameOrPath}' (give a path, or a shipped suite: ${SHIPPED_SUITES.join(', ')})`);
 }
 
 async function withPool<T>(workers: number, backend: string, fn: (run: (input: BenchRunInput) => Promise<BenchRunOutput>) => Promise<T>): Promise<T> {
@@ -52,11 +53,12 @@ async function withPool<T>(workers: number, backend: string, fn: (run: (input: B
 
 export async function benchCommand(o: BenchCommandOptions): Promise<BenchResults> {
   const suite = suiteFrom(o.suite);
+  const optimizers = o.optimizers ?? suite.optimizers ?? DEFAULT_BENCH_OPTIMIZERS;
   const backend = await initBackend(o.backend ? { backend: o.backend, log: () => {} } : { log: () => {} });
   const outDir = o.out ?? join('bench-results', suite.name);
   const workers = o.workers ?? Math.min(availableParallelism(), 2);
   console.log(
-    `lopt bench: suite ${suite.name} (${suite.tasks.length} tasks), ${o.optimizers.join(', ')}; budget ${o.budget} learning rates, ${o.seeds} seed(s), ${workers} worker(s), backend ${backend}; results in ${outDir}`,
+    `lopt bench: suite ${suite.name} (${suite.tasks.length} tasks), ${optimizers.join(', ')}; budget ${o.budget} learning rates, ${o.seeds} seed(s), ${workers} worker(s), backend ${backend}; results in ${outDir}`,
   );
   const progress = benchProgress({ stdout: process.stdout, env: process.env, write: (line) => console.log(line) });
   let results: BenchResults;
@@ -64,7 +66,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<BenchResults
     results = await withPool(workers, backend, (run) =>
       runBench({
         suite,
-        optimizers: o.optimizers,
+        optimizers,
         budget: o.budget,
         seeds: o.seeds,
         ...(o.steps !== undefined ? { steps: o.steps } : {}),

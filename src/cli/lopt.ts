@@ -14,6 +14,7 @@ import { DEFAULT_BENCH_OPTIMIZERS } from '../evaluate/runBench.js';
 import { writeModelCard } from '../evaluate/modelCard.js';
 import { shippedCheckpointDir } from '../lopt/io.js';
 import { printableMessage } from '../text/printable.js';
+import { SHIPPED_SUITES } from '../../tasks/suites.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -82,7 +83,7 @@ program
   .command('tasks')
   .description("list the task-name forms, one task's metadata (--task), or a suite (--suite)")
   .option('--task <name>', 'a task name, e.g. mlp-mnist8-w32-d1')
-  .option('--suite <name|file>', 'smoke, generalization, or a suite JSON file')
+  .option('--suite <name|file>', `${SHIPPED_SUITES.join(', ')}, or a suite JSON file`)
   .action((o: { task?: string; suite?: string }) => {
     for (const line of describeTasks(o)) console.log(line);
   });
@@ -161,12 +162,11 @@ const commaList = (v: string) =>
 program
   .command('bench')
   .description('tune every baseline with the same budget, run learned optimizers once, and write a report (JSON, markdown, SVG, HTML)')
-  .requiredOption('--suite <file|name>', 'suite JSON file, or a shipped suite: smoke, generalization')
+  .requiredOption('--suite <file|name>', `suite JSON file, or a shipped suite: ${SHIPPED_SUITES.join(', ')}`)
   .option(
     '--optimizers <list>',
-    `comma-separated: ${Object.keys(OPTIMIZERS).join(', ')}, lopt:<checkpoint> (Adam always runs)`,
+    `comma-separated: ${Object.keys(OPTIMIZERS).join(', ')}, lopt:<checkpoint> (Adam always runs); default: the suite's list, else ${DEFAULT_BENCH_OPTIMIZERS.join(',')}`,
     commaList,
-    DEFAULT_BENCH_OPTIMIZERS,
   )
   .option('--budget <n>', 'learning rates per baseline, half a decade apart around its usual value', positiveInt('--budget'), 7)
   .option('--seeds <n>', 'seeds per run (initialization and data)', positiveInt('--seeds'), 1)
@@ -177,7 +177,7 @@ program
   .action(
     async (o: {
       suite: string;
-      optimizers: string[];
+      optimizers?: string[];
       budget: number;
       seeds: number;
       steps?: number;

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { taskFromName, taskNameForms } from '../../tasks/registry.js';
-import { loadSuite, shippedSuitePath } from '../../tasks/suites.js';
+import { loadSuite, SHIPPED_SUITES, shippedSuitePath } from '../../tasks/suites.js';
 
 /** `lopt tasks`: the task-name forms, one task's metadata, or a suite's tasks. */
 export function describeTasks(o: { task?: string; suite?: string }): string[] {
@@ -12,7 +12,7 @@ export function describeTasks(o: { task?: string; suite?: string }): string[] {
   }
   if (o.suite) {
     const path = existsSync(o.suite) ? o.suite : shippedSuitePath(o.suite);
-    if (!existsSync(path)) throw new Error(`no suite file '${o.suite}' (shipped suites: smoke, generalization)`);
+    if (!existsSync(path)) throw new Error(`no suite file '${o.suite}' (shipped suites: ${SHIPPED_SUITES.join(', ')})`);
     const suite = loadSuite(path);
     lines.push(`${suite.name}: ${suite.description}`);
     for (const e of suite.tasks) {
@@ -24,6 +24,6 @@ export function describeTasks(o: { task?: string; suite?: string }): string[] {
   }
   lines.push('task names:');
   for (const f of taskNameForms()) lines.push(`  ${f}`);
-  lines.push('shipped suites: smoke, generalization (lopt tasks --suite NAME)');
+  lines.push(`shipped suites: ${SHIPPED_SUITES.join(', ')} (lopt tasks --suite NAME)`);
   return lines;
 }

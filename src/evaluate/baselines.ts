@@ -2,7 +2,7 @@
 // grid around its usual value, the same warmup + cosine schedule, the same seeds — after "A Large
 // Batch Optimizer Reality Check". All grid points of one optimizer run as one population.
 import { OPTIMIZERS, type OptimizerName } from '../optim/registry.js';
-import { warmupCosine } from '../optim/schedules.js';
+import { warmupCosine, warmupPolynomial, type Schedule } from '../optim/schedules.js';
 import { chain } from '../optim/transform.js';
 import { Optimizer } from '../optim/optimizer.js';
 import { scaleByMember } from '../optim/transforms/scaleByMember.js';
@@ -32,9 +32,18 @@ export function learningRateGrid(center: number, budget: number): number[] {
   });
 }
 
-/** Warmup over the first 5% of the run, then cosine to 0: the schedule every baseline gets. */
-export function benchSchedule(steps: number) {
-  return warmupCosine({ peak: 1, warmupSteps: Math.max(1, Math.round(0.05 * steps)), totalSteps: steps, init: 0, end: 0 });
+/** A suite entry's schedule for its baselines, as plain data (tasks/suites.ts `schedule`). */
+export type BenchScheduleSpec = { type: 'warmupCosine'; warmupFraction: number } | { type: 'warmupPolynomial'; warmupFraction: number; power: number };
+
+/**
+ * The schedule's shape (peak 1) every baseline gets: by default warmup over the first 5% of the
+ * run, then cosine to 0; or BERT's linear warmup then polynomial decay to 0 when the suite says so.
+ */
+export function benchSchedule(steps: number, spec: BenchScheduleSpec = { type: 'warmupCosine', warmupFraction: 0.05 }): Schedule {
+  const warmupSteps = Math.max(1, Math.round(spec.warmupFraction * steps));
+  return spec.type === 'warmupCosine'
+    ? warmupCosine({ peak: 1, warmupSteps, totalSteps: steps, init: 0, end: 0 })
+    : warmupPolynomial({ peak: 1, warmupSteps, totalSteps: steps, power: spec.power, end: 0 });
 }
 
 /**
@@ -49,10 +58,11 @@ export function baselineForGrid(
   lrs: readonly number[],
   seedsPerLr: number,
   mupScale: Readonly<Record<string, number>>,
+  schedule?: BenchScheduleSpec,
 ): Optimizer {
   const population = lrs.length * seedsPerLr;
   const factors = lrs.flatMap((lr) => new Array<number>(seedsPerLr).fill(lr));
-  const learningRate = benchSchedule(steps);
+  const learningRate = benchSchedule(steps, schedule);
   const common = { learningRate, population };
   let base: Optimizer;
   switch (name) {

@@ -10,7 +10,7 @@ import { disposeState } from '../tree/stateTree.js';
 import { lossAndGrads } from '../../tasks/lossAndGrads.js';
 import { taskFromName } from '../../tasks/registry.js';
 import type { Batch, Split, Task } from '../../tasks/types.js';
-import { baselineForGrid } from './baselines.js';
+import { baselineForGrid, type BenchScheduleSpec } from './baselines.js';
 
 export type BenchOptimizerSpec =
   /** `name` is what reports show ('adam', or 'sgd@0.01' for one untuned learning rate); `optimizer` the registry name. */
@@ -24,6 +24,8 @@ export interface BenchRunInput {
   seeds: number[];
   /** Batches the inner-valid and test losses are averaged over. */
   evalBatches: number;
+  /** The baselines' schedule when the suite entry names one (absent: warmup + cosine). */
+  schedule?: BenchScheduleSpec;
 }
 
 export interface BenchRunOutput {
@@ -34,13 +36,21 @@ export interface BenchRunOutput {
   testLoss: Float32Array;
   /** [P], or null when the task is not a classification task. */
   testAccuracy: Float32Array | null;
+  /** The task's own held-out metrics (Task.metrics), each [P]; absent when it has none. */
+  testMetrics?: Record<string, Float32Array>;
   seconds: number;
 }
 
-async function optimizerFor(spec: BenchOptimizerSpec, task: Task, steps: number, S: number): Promise<{ opt: Optimizer; dispose: () => void }> {
+async function optimizerFor(
+  spec: BenchOptimizerSpec,
+  task: Task,
+  steps: number,
+  S: number,
+  schedule: BenchScheduleSpec | undefined,
+): Promise<{ opt: Optimizer; dispose: () => void }> {
   if (spec.kind === 'baseline') {
     if (!isOptimizerName(spec.optimizer)) throw new Error(`bench: unknown optimizer '${spec.optimizer}'`);
-    return { opt: baselineForGrid(spec.optimizer, steps, spec.lrs, S, task.mupScale), dispose: () => undefined };
+    return { opt: baselineForGrid(spec.optimizer, steps, spec.lrs, S, task.mupScale, schedule), dispose: () => undefined };
   }
   const loaded = await loadLearnedOptimizer(spec.checkpoint);
   const lo = loaded.learnedOptimizer;
@@ -75,6 +85,27 @@ function evaluate(task: Task, params: Params, split: Split, seeds: number[], n: 
   });
 }
 
+/** Task.metrics on the test split: per metric, the mean over `n` batches (the test loss's batches). */
+function metricsOn(task: Task, params: Params, seeds: number[], n: number): Record<string, Float32Array> {
+  const stream = task.batches('test', seeds);
+  let sums: Record<string, tf.Tensor> = {};
+  for (let i = 0; i < n; i++) {
+    const batch = stream.next();
+    const next = tf.tidy(() => {
+      const values = task.metrics!(params, batch);
+      return Object.fromEntries(Object.entries(values).map(([name, v]) => [name, sums[name] ? tf.add(sums[name], v) : tf.clone(v)]));
+    });
+    tf.dispose([...Object.values(sums), ...Object.values(batch)]);
+    sums = next;
+  }
+  const out: Record<string, Float32Array> = {};
+  for (const [name, sum] of Object.entries(sums)) {
+    out[name] = Float32Array.from(sum.dataSync() as Float32Array, (x) => x / n);
+    sum.dispose();
+  }
+  return out;
+}
+
 export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput> {
   const t0 = performance.now();
   const task = taskFromName(input.task);
@@ -82,7 +113,7 @@ export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput
   const G = input.optimizer.kind === 'baseline' ? input.optimizer.lrs.length : 1;
   const P = G * S;
   const memberSeeds = Array.from({ length: P }, (_, m) => input.seeds[m % S]!);
-  const { opt, dispose } = await optimizerFor(input.optimizer, task, input.steps, S);
+  const { opt, dispose } = await optimizerFor(input.optimizer, task, input.steps, S, input.schedule);
   let params = task.init(memberSeeds);
   let state = opt.init(params);
   const stream = task.batches('train', memberSeeds);
@@ -103,7 +134,9 @@ export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput
     const [innerValid] = evaluate(task, params, 'inner-valid', memberSeeds, input.evalBatches, [lossOf]);
     const accuracy = task.accuracy?.bind(task);
     const [testLoss, testAccuracy = null] = evaluate(task, params, 'test', memberSeeds, input.evalBatches, accuracy ? [lossOf, accuracy] : [lossOf]);
-    return { losses, innerValid: innerValid!, testLoss: testLoss!, testAccuracy, seconds: (performance.now() - t0) / 1000 };
+    const testMetrics = task.metrics ? metricsOn(task, params, memberSeeds, input.evalBatches) : undefined;
+    const seconds = (performance.now() - t0) / 1000;
+    return { losses, innerValid: innerValid!, testLoss: testLoss!, testAccuracy, ...(testMetrics ? { testMetrics } : {}), seconds };
   } finally {
     tf.dispose([...rows, ...Object.values(params)]);
     disposeState(state.inner);

@@ -40,6 +40,8 @@ export interface OptimizerResult {
   testLoss: number | null;
   /** Test accuracy for classification tasks (null otherwise or when diverged). */
   testAccuracy: number | null;
+  /** The task's own held-out metrics (e.g. a preference task's reward margin), mean over seeds; absent when it has none or diverged. */
+  testMetrics?: Record<string, number>;
   /**
    * Steps tuned Adam needs to reach this run's final training loss (its lower envelope over its
    * learning rates), divided by this run's steps (1 for Adam itself). null when diverged.

@@ -91,6 +91,21 @@ export async function resolveOptimizers(list: string[], budget: number): Promise
   return specs;
 }
 
+/** Every optimizer an entry carries learning rates for must be tuned on its base entry in this bench. */
+function checkScaledEntries(suite: Suite, specs: BenchOptimizerSpec[]): void {
+  for (const entry of suite.tasks) {
+    for (const name of entry.lrScaledFrom?.optimizers ?? []) {
+      const spec = specs.find((s) => s.name === name);
+      if (spec === undefined || spec.kind !== 'baseline' || spec.lrs.length < 2) {
+        const tuned = specs.filter((s) => s.kind === 'baseline' && s.lrs.length > 1).map((s) => s.name);
+        throw new Error(
+          `bench: suite entry ${entry.task} carries ${name}'s learning rate from ${entry.lrScaledFrom!.task}, so ${name} must be tuned in this bench: add it to --optimizers (tuned now: ${tuned.join(', ')})`,
+        );
+      }
+    }
+  }
+}
+
 function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 120);
 }
@@ -103,7 +118,14 @@ function runFile(outDir: string, task: string, steps: number, spec: BenchOptimiz
 
 interface StoredRun {
   input: BenchRunInput;
-  output: { losses: number[]; innerValid: number[]; testLoss: number[]; testAccuracy: number[] | null; seconds: number };
+  output: {
+    losses: number[];
+    innerValid: number[];
+    testLoss: number[];
+    testAccuracy: number[] | null;
+    testMetrics?: Record<string, number[]>;
+    seconds: number;
+  };
 }
 
 const toStored = (input: BenchRunInput, o: BenchRunOutput): StoredRun => ({
@@ -113,6 +135,7 @@ const toStored = (input: BenchRunInput, o: BenchRunOutput): StoredRun => ({
     innerValid: Array.from(o.innerValid),
     testLoss: Array.from(o.testLoss),
     testAccuracy: o.testAccuracy ? Array.from(o.testAccuracy) : null,
+    ...(o.testMetrics ? { testMetrics: Object.fromEntries(Object.entries(o.testMetrics).map(([k, v]) => [k, Array.from(v)])) } : {}),
     seconds: o.seconds,
   },
 });
@@ -131,6 +154,7 @@ async function readStored(path: string, input: BenchRunInput): Promise<BenchRunO
         innerValid: (number | null)[];
         testLoss: (number | null)[];
         testAccuracy: (number | null)[] | null;
+        testMetrics?: Record<string, (number | null)[]>;
         seconds: number;
       };
     };
@@ -140,6 +164,7 @@ async function readStored(path: string, input: BenchRunInput): Promise<BenchRunO
       innerValid: nums(run.output.innerValid),
       testLoss: nums(run.output.testLoss),
       testAccuracy: run.output.testAccuracy ? nums(run.output.testAccuracy) : null,
+      ...(run.output.testMetrics ? { testMetrics: Object.fromEntries(Object.entries(run.output.testMetrics).map(([k, v]) => [k, nums(v)])) } : {}),
       seconds: run.output.seconds,
     };
   } catch {
@@ -164,11 +189,19 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   const specs = await resolveOptimizers(o.optimizers, o.budget);
   const seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
   const entries = o.suite.tasks.map((entry) => ({ ...entry, steps: o.steps ?? entry.steps, task: taskFromName(entry.task) }));
+  checkScaledEntries(o.suite, specs);
   await mkdir(join(o.outDir, 'runs'), { recursive: true });
 
   const plan = entries.flatMap((entry, ti) =>
     specs.map((spec) => {
-      const input: BenchRunInput = { task: entry.task.meta.name, steps: entry.steps, optimizer: spec, seeds, evalBatches: o.evalBatches ?? 4 };
+      const input: BenchRunInput = {
+        task: entry.task.meta.name,
+        steps: entry.steps,
+        optimizer: spec,
+        seeds,
+        evalBatches: o.evalBatches ?? 4,
+        ...(entry.schedule ? { schedule: entry.schedule } : {}),
+      };
       return { ti, spec, input, path: runFile(o.outDir, entry.task.meta.name, entry.steps, spec, o.seeds) };
     }),
   );
@@ -231,8 +264,37 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     }),
   );
 
+  // Learning rates carried from a smaller batch (the LAMB paper's rule): one run each, after the
+  // base entry's tuning has selected its rate.
+  const scaled: { ti: number; spec: BenchOptimizerSpec; out: BenchRunOutput }[] = [];
+  for (const [ti, entry] of entries.entries()) {
+    const from = entry.lrScaledFrom;
+    if (from === undefined) continue;
+    const bi = o.suite.tasks.findIndex((t) => t.task === from.task);
+    const base = entries[bi]!;
+    const ratio = entry.task.meta.batchSize / base.task.meta.batchSize;
+    for (const name of from.optimizers) {
+      const at = plan.findIndex((p) => p.ti === bi && p.spec.name === name);
+      const tuned = finals[at]!;
+      if (tuned.spec.kind !== 'baseline') continue;
+      const sel = selectedIndex(tuned.out, tuned.spec.lrs.length, o.seeds, base.steps);
+      if (sel < 0) continue; // every rate diverged on the base entry: nothing to carry
+      const lr = Number((tuned.spec.lrs[sel]! * (from.rule === 'sqrt' ? Math.sqrt(ratio) : ratio)).toPrecision(6));
+      const spec: BenchOptimizerSpec = {
+        kind: 'baseline',
+        name: `${name} (${from.rule}-scaled from b${base.task.meta.batchSize})`,
+        optimizer: name,
+        lrs: [lr],
+      };
+      const input: BenchRunInput = { ...plan.find((p) => p.ti === ti)!.input, optimizer: spec };
+      runs += 1;
+      const out = await unit(input, runFile(o.outDir, input.task, input.steps, spec, o.seeds), null, plan.length * (1 + MAX_GRID_EXTENSIONS) + scaled.length);
+      scaled.push({ ti, spec, out });
+    }
+  }
+
   const tasks: TaskResult[] = entries.map((entry, ti) => {
-    const taskRuns = plan.map((p, i) => ({ p, ...finals[i]! })).filter(({ p }) => p.ti === ti);
+    const taskRuns = [...plan.map((p, i) => ({ p, ...finals[i]! })).filter(({ p }) => p.ti === ti), ...scaled.filter((r) => r.ti === ti)];
     const adam = taskRuns.find(({ spec }) => spec.kind === 'baseline' && spec.name === 'adam')!;
     const adamSpec = adam.spec as Extract<BenchOptimizerSpec, { kind: 'baseline' }>;
     const envelope = lowerEnvelope(adam.out, adamSpec.lrs.length, o.seeds, entry.steps);

@@ -131,6 +131,9 @@ export function summarizeRun(
     speedupOverAdam = s.value;
     speedupIsLowerBound = s.lowerBound;
   }
+  const metrics =
+    diverged || out.testMetrics === undefined ? undefined : Object.entries(out.testMetrics).map(([k, v]) => [k, meanOverSeeds(v, selected, S)] as const);
+  const testMetrics = metrics && metrics.every(([, v]) => v !== null) ? (Object.fromEntries(metrics) as Record<string, number>) : undefined;
   return {
     optimizer: spec.kind === 'baseline' ? spec.name : `lopt:${spec.name}`,
     kind: spec.kind,
@@ -144,6 +147,7 @@ export function summarizeRun(
     bestTrainLoss,
     testLoss: diverged ? null : meanOverSeeds(out.testLoss, selected, S),
     testAccuracy: diverged ? null : meanOverSeeds(out.testAccuracy, selected, S),
+    ...(testMetrics ? { testMetrics } : {}),
     speedupOverAdam,
     speedupIsLowerBound,
     curve: downsample(curve),
@@ -186,11 +190,14 @@ export function concatGrids(before: BenchRunOutput, Gb: number, after: BenchRunO
     out.set(b, a.length);
     return out;
   };
+  const metrics = before.testMetrics && after.testMetrics ? before.testMetrics : undefined;
+  const testMetrics = metrics && Object.fromEntries(Object.keys(metrics).map((k) => [k, cat(before.testMetrics![k] ?? null, after.testMetrics![k] ?? null)]));
   return {
     losses,
     innerValid: cat(before.innerValid, after.innerValid)!,
     testLoss: cat(before.testLoss, after.testLoss)!,
     testAccuracy: cat(before.testAccuracy, after.testAccuracy),
+    ...(testMetrics && Object.values(testMetrics).every((v) => v !== null) ? { testMetrics: testMetrics as Record<string, Float32Array> } : {}),
     seconds: before.seconds + after.seconds,
   };
 }

@@ -85,6 +85,7 @@ export function reportHtml(results: BenchResults, plots: RenderedPlot[]): string
         }),
         `results on ${s.task}`,
       ),
+      ...(s.metrics === null ? [] : [`<p class="metrics">${escapeHtml(s.metrics)}</p>`]),
     );
   });
   parts.push('</section>', '<section id="plots">', '<h2>Plots</h2>');

@@ -22,6 +22,21 @@ export interface TaskSummary {
   description: string;
   /** Cells in SUMMARY_COLUMNS order, one row per optimizer. */
   rows: string[][];
+  /** The task's own held-out metrics per optimizer (Task.metrics, e.g. reward margin), or null when it has none. */
+  metrics: string | null;
+}
+
+/** `adam: preferenceAccuracy 0.812, rewardMargin 0.0431; lamb: …` for the runs that have metrics. */
+function metricsLine(t: TaskResult): string | null {
+  const parts = t.results
+    .filter((r) => r.testMetrics !== undefined)
+    .map(
+      (r) =>
+        `${r.optimizer}: ${Object.entries(r.testMetrics!)
+          .map(([k, v]) => `${k} ${v.toPrecision(3)}`)
+          .join(', ')}`,
+    );
+  return parts.length === 0 ? null : `Held-out metrics (test split, selected run, mean over seeds): ${parts.join('; ')}`;
 }
 
 export const HEADLINE_COLUMNS = [
@@ -62,6 +77,7 @@ export function taskSummaries(results: BenchResults): TaskSummary[] {
       formatAccuracy(r.testAccuracy),
       formatSpeedup(r),
     ]),
+    metrics: metricsLine(t),
   }));
 }
 
@@ -114,6 +130,7 @@ export function summaryMarkdown(results: BenchResults, plots: PlotLink[] = []): 
   ];
   for (const s of taskSummaries(results)) {
     lines.push('', `### ${escapeMarkdown(s.task)}`, '', escapeMarkdown(s.description), '', ...markdownTable(SUMMARY_COLUMNS, s.rows));
+    if (s.metrics !== null) lines.push('', escapeMarkdown(s.metrics));
   }
   if (plots.length > 0) {
     lines.push('', '## Plots', '');
