@@ -334,6 +334,35 @@ describe('MetaTrainer', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect((await listCheckpoints(join(dir, 'leak'))).length).toBe(2);
   });
+
+  it('samples masked-LM and preference tasks from their families and meta-trains on them (finite, normalized meta-losses)', async () => {
+    const saved = process.env['LOPT_CACHE_DIR'];
+    process.env['LOPT_CACHE_DIR'] = join(dir, 'cache'); // the preference reference is fitted once, here
+    try {
+      const estimator = { type: 'truncated-pes', particles: 2, particlesPerUnit: 2, truncationLength: 4, episodeLength: { min: 8, max: 12 }, initialOffset: 4 };
+      const r = recipe({
+        learnedOptimizer: { arch: 'small_fc_lopt', config: {} },
+        estimators: [
+          { ...estimator, family: { type: 'mlm', widths: [8], headWidth: 4, seqLens: [8], batchSize: { min: 4, max: 8 }, positions: ['nezha', 'abs'] } },
+          { ...estimator, family: { type: 'preference', widths: [8], seqLens: [8], batchSize: { min: 2, max: 4 } } },
+        ],
+        outerSteps: 2,
+      });
+      const { events } = await train(join(dir, 'seed-families'), r);
+      const start = events.find((e) => e.type === 'run-start');
+      expect(start?.type === 'run-start' && start.estimators.join(' ')).toMatch(/mlm-mobydick-.*pref-mobydick-/);
+      const steps = events.filter((e) => e.type === 'outer-step');
+      expect(steps).toHaveLength(2);
+      for (const e of steps) {
+        expect(Number.isFinite(e.metaLoss) && e.metaLoss > 0, `meta-loss ${e.metaLoss}`).toBe(true);
+        expect(e.innerLoss.every((l) => Number.isFinite(l) && l > 0)).toBe(true);
+        expect(e.metaGradNorm).toBeGreaterThan(0);
+      }
+    } finally {
+      if (saved === undefined) delete process.env['LOPT_CACHE_DIR'];
+      else process.env['LOPT_CACHE_DIR'] = saved;
+    }
+  });
 });
 
 /** A recipe as plain JSON, edited at arbitrary depths by the refusal tests. */
