@@ -56,7 +56,7 @@ describe('shipped suites', () => {
       if (e !== base.e) expect(e.lrScaledFrom).toEqual({ task: base.e.task, optimizers: ['lamb'], rule: 'sqrt' });
     }
     expect(new Set(tasks.filter(({ meta }) => meta.family === 'mlm').map(({ e }) => e.task.split('-').slice(-2).join('-')))).toEqual(
-      new Set(['nezha-mup', 'abs-mup', 'nezha-sp']),
+      new Set(['nezha-sp', 'nezha-mup', 'abs-mup']),
     );
     expect(tasks.filter(({ meta }) => meta.family === 'preference').map(({ e }) => e.task.split('-')[2])).toEqual(['dpo', 'simpo', 'mipo']);
     expect(seeds.optimizers).toEqual(['adam', 'adamw', 'lamb']);
@@ -93,7 +93,7 @@ describe('memory', () => {
       if (e !== base.e) expect(e.lrScaledFrom).toEqual({ task: base.e.task, optimizers: ['lamb'], rule: 'sqrt' });
     }
     expect(new Set(tasks.filter(({ meta }) => meta.family === 'mlm').map(({ e }) => e.task.split('-').slice(-2).join('-')))).toEqual(
-      new Set(['nezha-mup', 'abs-mup', 'nezha-sp']),
+      new Set(['nezha-sp', 'nezha-mup', 'abs-mup']),
     );
     expect(tasks.filter(({ meta }) => meta.family === 'preference').map(({ e }) => e.task.split('-')[2])).toEqual(['dpo', 'simpo', 'mipo']);
     expect(seeds.optimizers).toEqual(['adam', 'adamw', 'lamb']);
