@@ -14,7 +14,10 @@ export { sgd, momentum, nesterov, type SgdOptions } from './optim/baselines/sgd.
 export { adam, adamw, muadam, type AdamOptions, type MuAdamOptions } from './optim/baselines/adam.js';
 export { lamb, type LambOptions } from './optim/baselines/lamb.js';
 export { lars, tvlars, type LarsOptions, type TvlarsOptions } from './optim/baselines/lars.js';
-export { OPTIMIZERS, createOptimizer, isOptimizerName, type OptimizerName } from './optim/registry.js';
+export { mkor, mkorlamb, type MkorOptions } from './optim/baselines/mkor.js';
+export { lossGradsAndLayerStatistics, NO_TAP, type LayerTap } from './optim/layerTap.js';
+export type { LayerSpec, LayerStatistics, LayerStatisticsMap, LayerStatisticsSchedule } from './optim/layerStatistics.js';
+export { OPTIMIZERS, READS_LAYER_STATISTICS, createOptimizer, isOptimizerName, type OptimizerName } from './optim/registry.js';
 export { TfjsOptimizer, asTfjsOptimizer } from './tfjs/adapter.js';
 export { MupReadout, mupMlp, mupScaleFor, type MupMlpOptions } from './tfjs/mup.js';
 

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parseOptions } from '../src/schema/parseOptions.js';
 import { intIn, oneOf } from '../src/schema/fields.js';
 import type { Params } from '../src/tree/params.js';
+import { lossGradsAndLayerStatistics, NO_TAP, type LayerTap } from '../src/optim/layerTap.js';
 import { imageBatches } from './data/batches.js';
 import { loadImageDataset, type ImageDataset } from './data/images.js';
 import { initPopulation, type InitRule } from './init.js';
@@ -197,7 +198,7 @@ export function convTask(config: ConvConfig): Task {
   const data = (): ImageDataset => (dataset ??= loadImageDataset(cfg.dataset, size));
 
   /** Logits [P, B, 10] from images x [P, B, size²]: the convolutions loop over members. */
-  const logits = (params: Params, x: tf.Tensor): tf.Tensor => {
+  const logits = (params: Params, x: tf.Tensor, tap: LayerTap = NO_TAP): tf.Tensor => {
     const p = (name: string): tf.Tensor => {
       const t = params[name];
       if (t === undefined) throw new Error(`conv task: parameter '${name}' is missing`);
@@ -209,11 +210,14 @@ export function convTask(config: ConvConfig): Task {
       // Slices are differentiable, so gradients flow back into the [P, ...] parameters.
       const take = (t: tf.Tensor) => tf.squeeze(tf.slice(t, [i], [1]), [0]);
       const images = tf.reshape(take(x), [B, size, size, 1]) as tf.Tensor4D;
-      const h1 = tf.relu(tf.add(conv3x3(images, take(p('conv1/kernel')) as tf.Tensor4D, 1, false), take(p('conv1/bias'))));
-      const h2 = tf.relu(tf.add(conv3x3(h1 as tf.Tensor4D, take(p('conv2/kernel')) as tf.Tensor4D, 2), take(p('conv2/bias'))));
+      const z1 = tf.add(conv3x3(images, take(p('conv1/kernel')) as tf.Tensor4D, 1, false), take(p('conv1/bias'))) as tf.Tensor4D;
+      const h1 = tf.relu(tap.conv('conv1/kernel', i, images, z1, [3, 3], 1)) as tf.Tensor4D;
+      const z2 = tf.add(conv3x3(h1, take(p('conv2/kernel')) as tf.Tensor4D, 2), take(p('conv2/bias'))) as tf.Tensor4D;
+      const h2 = tf.relu(tap.conv('conv2/kernel', i, h1, z2, [3, 3], 2));
       pooled.push(tf.mean(h2, [1, 2]));
     }
-    const out = tf.add(tf.matMul(tf.stack(pooled), p('out/kernel')), tf.reshape(p('out/bias'), [P, 1, -1]));
+    const features = tf.stack(pooled);
+    const out = tap.dense('out/kernel', features, tf.add(tf.matMul(features, p('out/kernel')), tf.reshape(p('out/bias'), [P, 1, -1])));
     // μP: the output layer's whole output (bias included) is multiplied by 1/fan_in.
     return outMultiplier === 1 ? out : tf.mul(out, outMultiplier);
   };
@@ -232,6 +236,13 @@ export function convTask(config: ConvConfig): Task {
     shapes,
     mupScale,
     init: (seeds) => initPopulation(seeds, shapes, rules),
+    layers: [
+      { kernel: 'conv1/kernel', bias: 'conv1/bias', kind: 'conv' },
+      { kernel: 'conv2/kernel', bias: 'conv2/bias', kind: 'conv' },
+      { kernel: 'out/kernel', bias: 'out/bias', kind: 'dense' },
+    ],
+    lossGradsAndStatistics: (params, batch) =>
+      lossGradsAndLayerStatistics((p, tap) => crossEntropyPerMember(logits(p, batch['x']!, tap), batch['y']!), params, true),
     loss: (params: Params, batch: Batch): tf.Tensor1D => tf.tidy(() => crossEntropyPerMember(logits(params, batch['x']!), batch['y']!)),
     accuracy: (params: Params, batch: Batch): tf.Tensor1D => tf.tidy(() => accuracyPerMember(logits(params, batch['x']!), batch['y']!)),
     batches: (split: Split, seeds: readonly number[]): BatchStream => imageBatches(data(), split, seeds, batchSize),

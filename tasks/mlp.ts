@@ -7,6 +7,7 @@ import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } fr
 import type { Batch, Parametrization, Task } from './types.js';
 import { cpuKernels } from '../src/kernels/native.js';
 import { mlpLossAndGrads } from '../src/kernels/mlpTask.js';
+import { lossGradsAndLayerStatistics, NO_TAP, type LayerTap } from '../src/optim/layerTap.js';
 
 export const ACTIVATIONS = ['relu', 'tanh', 'gelu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
@@ -96,13 +97,13 @@ function layers(c: MlpConfig): { name: string; fanIn: number; fanOut: number }[]
  * Forward pass for a population: x [P, B, D] → logits [P, B, 10]; with `collect`, every hidden
  * activation [P, B, width] too (the μP coordinate check reads them).
  */
-export function mlpForward(c: MlpConfig, params: Params, x: tf.Tensor, collect?: tf.Tensor[]): tf.Tensor {
+export function mlpForward(c: MlpConfig, params: Params, x: tf.Tensor, collect?: tf.Tensor[], tap: LayerTap = NO_TAP): tf.Tensor {
   const ls = layers(c);
   let h = x;
   for (const l of ls) {
     const w = params[`${l.name}/kernel`]!;
     const b = params[`${l.name}/bias`]!;
-    const z = tf.add(tf.matMul(h, w), tf.expandDims(b, 1));
+    const z = tap.dense(`${l.name}/kernel`, h, tf.add(tf.matMul(h, w), tf.expandDims(b, 1)));
     if (l.name === 'readout') {
       // μP: the readout's whole output (bias included) is multiplied by 1/fan_in.
       return c.parametrization === 'mup' ? tf.mul(z, 1 / l.fanIn) : z;
@@ -157,6 +158,9 @@ export function mlpTask(config: MlpConfig): Task {
     mupScale,
     init: (seeds) => initPopulation(seeds, shapes, rules),
     lossAndGrads: (params, batch) => nativeLossAndGrads(c, params, batch),
+    layers: ls.map((l) => ({ kernel: `${l.name}/kernel`, bias: `${l.name}/bias`, kind: 'dense' as const })),
+    lossGradsAndStatistics: (params, batch) =>
+      lossGradsAndLayerStatistics((p, tap) => crossEntropyPerMember(mlpForward(c, p, batch['x']!, undefined, tap), batch['y']!), params, true),
     loss: (params, batch) => tf.tidy(() => crossEntropyPerMember(mlpForward(c, params, batch['x']!), batch['y']!)),
     accuracy: (params, batch) => tf.tidy(() => accuracyPerMember(mlpForward(c, params, batch['x']!), batch['y']!)),
     batches: (split, seeds) => imageBatches(dataset(), split, seeds, c.batchSize),

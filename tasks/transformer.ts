@@ -13,6 +13,8 @@ import { initPopulation, type InitRule } from './init.js';
 import { accuracyPerMember, classificationNormalizer, crossEntropyPerMember } from './normalize.js';
 import type { Batch, BatchStream, Parametrization, Split, Task } from './types.js';
 import { tidyTree } from '../src/tree/tidy.js';
+import { lossGradsAndLayerStatistics, NO_TAP, type LayerTap } from '../src/optim/layerTap.js';
+import type { LayerSpec } from '../src/optim/layerStatistics.js';
 
 const MAX_SEQ_LEN = 4096;
 const LN_EPS = 1e-5;
@@ -122,6 +124,8 @@ export interface AttentionWeights {
   key: tf.Tensor;
   value: tf.Tensor;
   out: tf.Tensor;
+  /** Routes each projection's rows x and output z through a layer tap (layer statistics for MKOR); absent: none. */
+  tap?: (projection: 'query' | 'key' | 'value' | 'out', x: tf.Tensor, z: tf.Tensor) => tf.Tensor;
 }
 
 /** Queries, keys and values of x [P, B, T, d], each split into heads: [P, B, H, T, d/H]. */
@@ -130,15 +134,19 @@ export function projectHeads(x: tf.Tensor, w: AttentionWeights, heads: number): 
   const dh = d / heads;
   const rows = tf.reshape(x, [P, B * T, d]);
   // [P, B·T, d] → [P, B, H, T, dh]
-  const split = (wm: tf.Tensor) => tf.transpose(tf.reshape(tf.matMul(rows, wm), [P, B, T, heads, dh]), [0, 1, 3, 2, 4]);
-  return { q: split(w.query), k: split(w.key), v: split(w.value) };
+  const split = (which: 'query' | 'key' | 'value') => {
+    const z = tf.matMul(rows, w[which]);
+    return tf.transpose(tf.reshape(w.tap ? w.tap(which, rows, z) : z, [P, B, T, heads, dh]), [0, 1, 3, 2, 4]);
+  };
+  return { q: split('query'), k: split('key'), v: split('value') };
 }
 
-/** Heads [P, B, H, T, dh] concatenated back to [P, B, T, H·dh] and projected by `out` [P, d, d]. */
-export function mergeHeads(mixed: tf.Tensor, out: tf.Tensor): tf.Tensor {
+/** Heads [P, B, H, T, dh] concatenated back to [P, B, T, H·dh] and projected by `w.out` [P, d, d]. */
+export function mergeHeads(mixed: tf.Tensor, w: Pick<AttentionWeights, 'out' | 'tap'>): tf.Tensor {
   const [P, B, H, T, dh] = mixed.shape as [number, number, number, number, number];
   const merged = tf.reshape(tf.transpose(mixed, [0, 1, 3, 2, 4]), [P, B * T, H * dh]);
-  return tf.reshape(tf.matMul(merged, out), [P, B, T, H * dh]);
+  const z = tf.matMul(merged, w.out);
+  return tf.reshape(w.tap ? w.tap('out', merged, z) : z, [P, B, T, H * dh]);
 }
 
 /**
@@ -150,7 +158,7 @@ export function causalSelfAttention(x: tf.Tensor, w: AttentionWeights, heads: nu
     const T = x.shape[2]!;
     const { q, k, v } = projectHeads(x, w, heads);
     const logits = tf.add(tf.mul(tf.matMul(q, k, false, true), logitScale), tf.tensor2d(causalMask(T), [T, T]));
-    return mergeHeads(tf.matMul(tf.softmax(logits), v), w.out);
+    return mergeHeads(tf.matMul(tf.softmax(logits), v), w);
   });
 }
 
@@ -168,6 +176,7 @@ export function preLnLogits(
   dims: { batch: number; seqLen: number; depth: number },
   attention: BlockAttention,
   readoutMultiplier: number,
+  tap: LayerTap = NO_TAP,
 ): tf.Tensor {
   return tf.tidy(() => {
     const [P, N, d] = embedded.shape as [number, number, number];
@@ -176,13 +185,20 @@ export function preLnLogits(
     for (let l = 0; l < dims.depth; l++) {
       const at = (s: string) => p(`block${l}/${s}`);
       const a = tf.reshape(layerNorm(h, at('norm1/scale'), at('norm1/bias')), [P, B, T, d]);
-      const w = { query: at('attn/query'), key: at('attn/key'), value: at('attn/value'), out: at('attn/out') };
+      const w: AttentionWeights = {
+        query: at('attn/query'),
+        key: at('attn/key'),
+        value: at('attn/value'),
+        out: at('attn/out'),
+        ...(tap === NO_TAP ? {} : { tap: (which: string, x: tf.Tensor, z: tf.Tensor) => tap.dense(`block${l}/attn/${which}`, x, z) }),
+      };
       h = tf.add(h, tf.reshape(attention(a, w), [P, N, d]));
       const m = layerNorm(h, at('norm2/scale'), at('norm2/bias'));
-      h = tf.add(h, tf.matMul(tf.relu(tf.matMul(m, at('mlp/in'))), at('mlp/out')));
+      const inner = tf.relu(tap.dense(`block${l}/mlp/in`, m, tf.matMul(m, at('mlp/in'))));
+      h = tf.add(h, tap.dense(`block${l}/mlp/out`, inner, tf.matMul(inner, at('mlp/out'))));
     }
     const final = layerNorm(h, p('final_norm/scale'), p('final_norm/bias'));
-    const logits = tf.matMul(final, p('readout/kernel'));
+    const logits = tap.dense('readout/kernel', final, tf.matMul(final, p('readout/kernel')));
     return readoutMultiplier === 1 ? logits : tf.mul(logits, readoutMultiplier);
   });
 }
@@ -227,7 +243,7 @@ export function transformerParameters(
  * the task's loss reads them, and so does the preference task (tasks/preference), which scores
  * responses under this same model.
  */
-export function causalLogits(cfg: TransformerConfig, vocab: number, params: Params, tokens: tf.Tensor): tf.Tensor {
+export function causalLogits(cfg: TransformerConfig, vocab: number, params: Params, tokens: tf.Tensor, tap: LayerTap = NO_TAP): tf.Tensor {
   const { width: d, depth, heads, seqLen: T } = cfg;
   const logitScale = attentionLogitScale(cfg.parametrization, d / heads);
   const readoutMultiplier = cfg.parametrization === 'mup' ? 1 / d : 1;
@@ -247,8 +263,19 @@ export function causalLogits(cfg: TransformerConfig, vocab: number, params: Para
     const positions = tf.reshape(tf.slice(p('embed/positions'), [0, 0, 0], [P, Tb, d]), [P, 1, Tb, d]);
     const h = tf.reshape(tf.add(embedded, positions), [P, B * Tb, d]);
     const attention: BlockAttention = (a, w) => causalSelfAttention(a, w, heads, logitScale);
-    return preLnLogits(p, h, { batch: B, seqLen: Tb, depth }, attention, readoutMultiplier);
+    return preLnLogits(p, h, { batch: B, seqLen: Tb, depth }, attention, readoutMultiplier, tap);
   });
+}
+
+/** The linear layers of transformerShapes' model (no biases): each block's attention projections and MLP, then the readout. */
+export function transformerLayers(depth: number): LayerSpec[] {
+  const layers: LayerSpec[] = [];
+  for (let l = 0; l < depth; l++) {
+    for (const s of ['attn/query', 'attn/key', 'attn/value', 'attn/out', 'mlp/in', 'mlp/out'])
+      layers.push({ kernel: `block${l}/${s}`, bias: null, kind: 'dense' });
+  }
+  layers.push({ kernel: 'readout/kernel', bias: null, kind: 'dense' });
+  return layers;
 }
 
 export function transformerTask(config: TransformerConfig): Task {
@@ -259,11 +286,11 @@ export function transformerTask(config: TransformerConfig): Task {
   const shapes = transformerShapes(cfg, V);
   const { mupScale, init } = transformerParameters(shapes, cfg.parametrization);
 
-  const logitsOf = (params: Params, batch: Batch): { logits: tf.Tensor; labels: tf.Tensor } => {
+  const logitsOf = (params: Params, batch: Batch, tap: LayerTap = NO_TAP): { logits: tf.Tensor; labels: tf.Tensor } => {
     return tidyTree(() => {
       const tokens = batch['x']!;
       const [P, B, Tb] = tokens.shape as [number, number, number];
-      return { logits: causalLogits(cfg, V, params, tokens), labels: tf.reshape(batch['y']!, [P, B * Tb]) };
+      return { logits: causalLogits(cfg, V, params, tokens, tap), labels: tf.reshape(batch['y']!, [P, B * Tb]) };
     });
   };
 
@@ -281,6 +308,16 @@ export function transformerTask(config: TransformerConfig): Task {
     shapes,
     mupScale,
     init,
+    layers: transformerLayers(depth),
+    lossGradsAndStatistics: (params, batch) =>
+      lossGradsAndLayerStatistics(
+        (p, tap) => {
+          const { logits, labels } = logitsOf(p, batch, tap);
+          return crossEntropyPerMember(logits, labels);
+        },
+        params,
+        true,
+      ),
     // Per member: mean over its B·T tokens.
     loss(params: Params, batch: Batch): tf.Tensor1D {
       return tf.tidy(() => {

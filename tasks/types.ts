@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../src/tree/params.js';
+import type { LayerSpec, LayerStatistics } from '../src/optim/layerStatistics.js';
 
 export const SPLITS = ['train', 'inner-valid', 'outer-valid', 'test'] as const;
 export type Split = (typeof SPLITS)[number];
@@ -55,6 +56,19 @@ export interface Task {
    * over members; null when it can't run now (the caller differentiates `loss` instead).
    */
   lossAndGrads?(params: Params, batch: Batch): { losses: tf.Tensor1D; grads: Params } | null;
+  /**
+   * The dense and convolution layers whose statistics `lossGradsAndStatistics` reports (the layers
+   * MKOR preconditions: its reference takes Linear and Conv2d modules, not embeddings or norms);
+   * absent when the task reports none.
+   */
+  readonly layers?: readonly LayerSpec[];
+  /**
+   * The loss per member and the gradients (as lossAndGrads) and, for every layer in `layers`, its
+   * inputs and output gradients on this batch (src/optim/layerStatistics.ts). One pass through
+   * tfjs ops, never a fused kernel: training loops call it only on the steps an optimizer reads
+   * the statistics (Optimizer.wantsLayerStatistics).
+   */
+  lossGradsAndStatistics?(params: Params, batch: Batch): { losses: tf.Tensor1D; grads: Params; statistics: Record<string, LayerStatistics> };
   /** Loss per member, [P]: differentiable with tf.grad/tf.valueAndGrads. Non-finite losses stay non-finite. */
   loss(params: Params, batch: Batch): tf.Tensor1D;
   /**

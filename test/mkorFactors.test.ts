@@ -5,34 +5,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
 import { Rng } from '../src/random/rng.js';
+import { add, eye, inv, maxAbs, mul, scale, tr, worstRel, type Mat } from './helpers/matrix64.js';
 import { initialFactors, preconditionDense, shermanMorrisonDecayed, updateFactors, type LayerFactors } from '../src/optim/mkor/factors.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm', log: () => {} });
 });
-
-type Mat = number[][];
-const eye = (d: number): Mat => Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1 : 0)));
-const mul = (a: Mat, b: Mat): Mat => a.map((row) => b[0]!.map((_, j) => row.reduce((s, x, k) => s + x * b[k]![j]!, 0)));
-const tr = (a: Mat): Mat => a[0]!.map((_, j) => a.map((row) => row[j]!));
-const add = (a: Mat, b: Mat, s = 1): Mat => a.map((row, i) => row.map((x, j) => x + s * b[i]![j]!));
-const scale = (a: Mat, s: number): Mat => a.map((row) => row.map((x) => x * s));
-const maxAbs = (a: Mat) => Math.max(...a.flat().map(Math.abs));
-
-/** Gauss–Jordan inverse with partial pivoting, float64. */
-function inv(a: Mat): Mat {
-  const d = a.length;
-  const m = a.map((row, i) => [...row, ...eye(d)[i]!]);
-  for (let c = 0; c < d; c++) {
-    let p = c;
-    for (let r = c + 1; r < d; r++) if (Math.abs(m[r]![c]!) > Math.abs(m[p]![c]!)) p = r;
-    [m[c], m[p]] = [m[p]!, m[c]!];
-    const pivot = m[c]![c]!;
-    m[c] = m[c]!.map((x) => x / pivot);
-    for (let r = 0; r < d; r++) if (r !== c) m[r] = m[r]!.map((x, j) => x - m[r]![c]! * m[c]![j]!);
-  }
-  return m.map((row) => row.slice(d));
-}
 
 /** The reference's update of one inverse factor: inv(inv(0.95F + 0.05I) + v vᵀ), by explicit inverses. */
 function refUpdate(F: Mat, v: number[]): Mat {
@@ -77,7 +55,6 @@ const matsOf = (t: tf.Tensor): Mat[] => {
   const v = t.dataSync();
   return Array.from({ length: P }, (_, p) => Array.from({ length: r }, (_, i) => Array.from({ length: c }, (_, j) => v[(p * r + i) * c + j]!)));
 };
-const worstRel = (got: Mat, want: Mat) => maxAbs(add(got, want, -1)) / Math.max(maxAbs(want), 1e-12);
 
 describe('MKOR factors', () => {
   const rng = Rng.from('mkor-factors');

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { asTfjsOptimizer } from '../src/tfjs/adapter.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { OPTIMIZERS, createOptimizer } from '../src/optim/registry.js';
+import { OPTIMIZERS, READS_LAYER_STATISTICS, createOptimizer, type OptimizerName } from '../src/optim/registry.js';
 import { adam, muadam } from '../src/optim/baselines/adam.js';
 import { lamb } from '../src/optim/baselines/lamb.js';
 import { lars } from '../src/optim/baselines/lars.js';
@@ -111,7 +111,12 @@ describe('zero-size and non-float32 tensors: one clear error from every optimize
   const all = [
     ...Object.keys(OPTIMIZERS).map((name) => ({
       name,
-      make: () => createOptimizer(name, { learningRate: 0.1, ...(name === 'muadam' ? { mupScale: () => 1 } : {}) }),
+      make: () =>
+        createOptimizer(name, {
+          learningRate: 0.1,
+          ...(name === 'muadam' ? { mupScale: () => 1 } : {}),
+          ...(READS_LAYER_STATISTICS.has(name as OptimizerName) ? { layers: [{ kernel: 'w', bias: null, kind: 'dense' }] } : {}),
+        }),
     })),
     ...learned,
   ];
@@ -137,7 +142,10 @@ describe('zero-size and non-float32 tensors: one clear error from every optimize
       expect(() => opt.step({ w }, { w: g }, state), name).toThrow(`${opt.name}: gradient 'w' is int32`);
       // The refused calls changed and leaked nothing: a normal step still works.
       const grad = tf.onesLike(w);
-      const next = opt.step({ w: tf.clone(w) }, { w: grad }, state, { loss: 1 });
+      // MKOR reads the layer's rows at its first step: two rows of w's input and output gradient.
+      const statistics = { w: { inputs: tf.ones([2, 3]), outputGrads: tf.ones([2, 2]) } };
+      const next = opt.step({ w: tf.clone(w) }, { w: grad }, state, { loss: 1, ...(opt.wantsLayerStatistics(0) ? { layerStatistics: statistics } : {}) });
+      tf.dispose([statistics.w.inputs, statistics.w.outputGrads]);
       expect(next.params['w']!.dtype, name).toBe('float32');
       tf.dispose([grad, next.params['w']!, ...stateTensors(next.state.inner)]);
       expect(tf.memory().numTensors, name).toBe(before);

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { OPTIMIZERS, type OptimizerName } from '../optim/registry.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { warmupCosine } from '../optim/schedules.js';
+import { lossGradsAndLayerStatistics, NO_TAP, type LayerTap } from '../optim/layerTap.js';
+import type { LayerStatistics } from '../optim/layerStatistics.js';
 import { disposeParams, type Params } from '../tree/params.js';
 
 export interface DemoResult {
@@ -30,10 +32,10 @@ function initMlp(seed: number, sizes: number[]): Params {
   return p;
 }
 
-function loss(params: Params, x: tf.Tensor, y: tf.Tensor, layers: number): tf.Scalar {
+function loss(params: Params, x: tf.Tensor, y: tf.Tensor, layers: number, tap: LayerTap = NO_TAP): tf.Scalar {
   let h = x as tf.Tensor2D;
   for (let i = 0; i < layers; i++) {
-    h = tf.add(tf.matMul(h, params[`dense${i}/kernel`] as tf.Tensor2D), params[`dense${i}/bias`]!) as tf.Tensor2D;
+    h = tap.dense(`dense${i}/kernel`, h, tf.add(tf.matMul(h, params[`dense${i}/kernel`] as tf.Tensor2D), params[`dense${i}/bias`]!)) as tf.Tensor2D;
     if (i + 1 < layers) h = tf.relu(h);
   }
   return tf.losses.softmaxCrossEntropy(y, h) as tf.Scalar;
@@ -43,6 +45,7 @@ function loss(params: Params, x: tf.Tensor, y: tf.Tensor, layers: number): tf.Sc
 export function demoOptimizers(opts: { steps: number; seed: number; optimizers?: OptimizerName[] }): DemoResult[] {
   const sizes = [32, 64, 64, 10];
   const layers = sizes.length - 1;
+  const denseLayers = Array.from({ length: layers }, (_, i) => ({ kernel: `dense${i}/kernel`, bias: `dense${i}/bias`, kind: 'dense' as const }));
   const sched = (peak: number) => warmupCosine({ peak, warmupSteps: Math.ceil(opts.steps / 10), totalSteps: opts.steps });
   const configs: Record<OptimizerName, () => Optimizer> = {
     sgd: () => OPTIMIZERS.sgd({ learningRate: sched(0.3) }),
@@ -54,6 +57,8 @@ export function demoOptimizers(opts: { steps: number; seed: number; optimizers?:
     lars: () => OPTIMIZERS.lars({ learningRate: sched(5), weightDecay: 1e-4, excludeFromWeightDecay: ['bias'], excludeFromTrustRatio: ['bias'] }),
     lamb: () => OPTIMIZERS.lamb({ learningRate: sched(0.01), weightDecay: 0.01, excludeFromWeightDecay: ['bias'] }),
     tvlars: () => OPTIMIZERS.tvlars({ learningRate: sched(5), weightDecay: 1e-4, excludeFromWeightDecay: ['bias'], excludeFromTrustRatio: ['bias'] }),
+    mkor: () => OPTIMIZERS.mkor({ learningRate: sched(0.05), layers: denseLayers }),
+    mkorlamb: () => OPTIMIZERS.mkorlamb({ learningRate: sched(0.01), layers: denseLayers, weightDecay: 0.01, excludeFromWeightDecay: ['bias'] }),
   };
   const names = opts.optimizers ?? (Object.keys(configs) as OptimizerName[]);
   const { x, y } = problem(opts.seed, 512, sizes[0]!, sizes[layers]!);
@@ -71,13 +76,21 @@ export function demoOptimizers(opts: { steps: number; seed: number; optimizers?:
     let last = Number.NaN;
     const t0 = performance.now();
     for (let k = 0; k < opts.steps; k++) {
-      const { value, grads } = grad(Object.values(params));
-      const g: Params = {};
-      Object.keys(params).forEach((key, i) => (g[key] = grads[i]!));
-      ({ params, state } = opt.step(params, g, state, { loss: value }));
+      let value: tf.Tensor;
+      let g: Params;
+      let statistics: Record<string, LayerStatistics> | undefined;
+      if (opt.wantsLayerStatistics(k)) {
+        // MKOR on its refresh steps: the loss, gradients and each dense layer's inputs and output gradients in one pass.
+        ({ losses: value, grads: g, statistics } = lossGradsAndLayerStatistics((p, tap) => loss(p, x, y, layers, tap), params, false));
+      } else {
+        const r = grad(Object.values(params));
+        value = r.value;
+        g = Object.fromEntries(Object.keys(params).map((key, i) => [key, r.grads[i]!]));
+      }
+      ({ params, state } = opt.step(params, g, state, { loss: value, ...(statistics ? { layerStatistics: statistics } : {}) }));
       if (k === 0) first = value.dataSync()[0]!;
       if (k === opts.steps - 1) last = value.dataSync()[0]!;
-      tf.dispose([value, grads]);
+      tf.dispose([value, Object.values(g), Object.values(statistics ?? {}).flatMap((s) => [s.inputs, s.outputGrads])]);
     }
     const msPerStep = (performance.now() - t0) / opts.steps;
     results.push({ optimizer: name, initialLoss: first, finalLoss: last, msPerStep });

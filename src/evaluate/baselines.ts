@@ -6,6 +6,7 @@ import { warmupCosine, warmupPolynomial, type Schedule } from '../optim/schedule
 import { chain } from '../optim/transform.js';
 import { Optimizer } from '../optim/optimizer.js';
 import { scaleByMember } from '../optim/transforms/scaleByMember.js';
+import type { LayerSpec } from '../optim/layerStatistics.js';
 
 /** Center of each baseline's grid: its usual learning rate. */
 export const GRID_CENTER: Readonly<Record<OptimizerName, number>> = Object.freeze({
@@ -18,6 +19,8 @@ export const GRID_CENTER: Readonly<Record<OptimizerName, number>> = Object.freez
   lars: 1,
   tvlars: 1,
   lamb: 3e-3,
+  mkor: 0.1,
+  mkorlamb: 3e-3,
 });
 
 /** Biases and normalization parameters: no weight decay and no trust ratio (the references' usual exclusions). */
@@ -59,6 +62,8 @@ export function baselineForGrid(
   seedsPerLr: number,
   mupScale: Readonly<Record<string, number>>,
   schedule?: BenchScheduleSpec,
+  /** The task's layers (Task.layers): MKOR preconditions these and is refused on a task without them. */
+  layers?: readonly LayerSpec[],
 ): Optimizer {
   const population = lrs.length * seedsPerLr;
   const factors = lrs.flatMap((lr) => new Array<number>(seedsPerLr).fill(lr));
@@ -79,8 +84,19 @@ export function baselineForGrid(
     case 'lamb':
       base = OPTIMIZERS.lamb({ ...common, weightDecay: 0.01, excludeFromWeightDecay: NO_DECAY });
       break;
+    case 'mkor':
+    case 'mkorlamb': {
+      if (!layers || layers.length === 0) throw new Error(`${name} needs a task that reports its layers' statistics (mlp, conv, transformer, mlm tasks)`);
+      // mkor: the authors' ResNet configuration (SGD momentum 0.9, factors refreshed at each of the
+      // first 10 steps); mkorlamb: their BERT one (LAMB, global-norm clip 1, weight decay 0.01).
+      base =
+        name === 'mkor'
+          ? OPTIMIZERS.mkor({ ...common, layers: layers.map((l) => ({ ...l })), warmupSteps: 10 })
+          : OPTIMIZERS.mkorlamb({ ...common, layers: layers.map((l) => ({ ...l })), weightDecay: 0.01, excludeFromWeightDecay: NO_DECAY });
+      break;
+    }
     default:
       base = (OPTIMIZERS[name] as (o: object) => Optimizer)(common);
   }
-  return new Optimizer(`${name}[lr grid]`, { lrs: [...lrs] }, chain(base.transform, scaleByMember(factors)), () => ({ lrs: [...lrs] }));
+  return new Optimizer(`${name}[lr grid]`, { lrs: [...lrs] }, chain(base.transform, scaleByMember(factors)), () => ({ lrs: [...lrs] }), base.layerStatistics);
 }

@@ -50,7 +50,7 @@ async function optimizerFor(
 ): Promise<{ opt: Optimizer; dispose: () => void }> {
   if (spec.kind === 'baseline') {
     if (!isOptimizerName(spec.optimizer)) throw new Error(`bench: unknown optimizer '${spec.optimizer}'`);
-    return { opt: baselineForGrid(spec.optimizer, steps, spec.lrs, S, task.mupScale, schedule), dispose: () => undefined };
+    return { opt: baselineForGrid(spec.optimizer, steps, spec.lrs, S, task.mupScale, schedule, task.layers), dispose: () => undefined };
   }
   const loaded = await loadLearnedOptimizer(spec.checkpoint);
   const lo = loaded.learnedOptimizer;
@@ -121,11 +121,20 @@ export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput
   try {
     for (let t = 0; t < input.steps; t++) {
       const batch = stream.next();
-      const { losses: value, grads } = lossAndGrads(task, params, batch);
+      // Layer statistics (MKOR) only on the steps the optimizer reads them: the others keep the fast path.
+      const withStatistics = opt.wantsLayerStatistics(t);
+      if (withStatistics && task.lossGradsAndStatistics === undefined)
+        throw new Error(`bench: ${input.task} does not report layer statistics, which ${opt.name} needs`);
+      const {
+        losses: value,
+        grads,
+        statistics,
+      } = withStatistics ? task.lossGradsAndStatistics!(params, batch) : { ...lossAndGrads(task, params, batch), statistics: undefined };
       tf.dispose(Object.values(batch));
       rows.push(value);
-      ({ params, state } = opt.step(params, grads, state, { loss: value }));
+      ({ params, state } = opt.step(params, grads, state, { loss: value, ...(statistics ? { layerStatistics: statistics } : {}) }));
       tf.dispose(Object.values(grads));
+      if (statistics) for (const s of Object.values(statistics)) tf.dispose([s.inputs, s.outputGrads]);
     }
     const stacked = tf.stack(rows);
     const losses = Float32Array.from(stacked.dataSync() as Float32Array);

@@ -5,7 +5,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadLearnedOptimizer } from '../lopt/io.js';
-import { isOptimizerName, OPTIMIZERS, type OptimizerName } from '../optim/registry.js';
+import { isOptimizerName, OPTIMIZERS, READS_LAYER_STATISTICS, type OptimizerName } from '../optim/registry.js';
 import { taskFromName } from '../../tasks/registry.js';
 import type { Suite } from '../../tasks/suites.js';
 import { GRID_CENTER, learningRateGrid } from './baselines.js';
@@ -190,6 +190,15 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   const seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
   const entries = o.suite.tasks.map((entry) => ({ ...entry, steps: o.steps ?? entry.steps, task: taskFromName(entry.task) }));
   checkScaledEntries(o.suite, specs);
+  for (const spec of specs) {
+    if (spec.kind !== 'baseline' || !READS_LAYER_STATISTICS.has(spec.optimizer as OptimizerName)) continue;
+    const without = entries.find((e) => e.task.lossGradsAndStatistics === undefined || !e.task.layers?.length);
+    if (without) {
+      throw new Error(
+        `bench: ${spec.name} needs each layer's inputs and output gradients, which task '${without.task.meta.name}' does not report (mlp, conv, transformer and mlm tasks do); leave it out of the suite or the optimizer list`,
+      );
+    }
+  }
   await mkdir(join(o.outDir, 'runs'), { recursive: true });
 
   const plan = entries.flatMap((entry, ti) =>

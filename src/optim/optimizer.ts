@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../tree/params.js';
 import { disposeReplaced, stateTensors, type StateTree } from '../tree/stateTree.js';
 import type { GradientTransformation, UpdateContext } from './transform.js';
+import { readsStatisticsAt, type LayerStatisticsSchedule } from './layerStatistics.js';
 import { printable } from '../text/printable.js';
 import { tidyTree } from '../tree/tidy.js';
 
@@ -33,11 +34,21 @@ export class Optimizer<O extends object = object> {
     readonly transform: GradientTransformation,
     /** The options as JSON (schedules as their configs); throws when an option cannot be serialized. */
     private readonly serialize: () => Record<string, unknown>,
+    /** When the optimizer reads layer statistics (UpdateContext.layerStatistics); absent: never. */
+    readonly layerStatistics?: LayerStatisticsSchedule,
   ) {
     // Hyperparameters are fixed at construction: changing one later must fail loudly, never be
     // silently ignored (as tfjs's own setMomentum is). Use a schedule, or build a new optimizer.
     Object.freeze(options);
     Object.freeze(this);
+  }
+
+  /**
+   * Whether the update at 0-based `step` (the number of updates since init) reads
+   * `context.layerStatistics`: a training loop computes them (Task.lossGradsAndStatistics) only then.
+   */
+  wantsLayerStatistics(step: number): boolean {
+    return this.layerStatistics !== undefined && readsStatisticsAt(this.layerStatistics, step);
   }
 
   init(params: Params): OptimizerState {

@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../tree/params.js';
 import type { StateTree } from '../tree/stateTree.js';
+import type { LayerStatisticsMap } from './layerStatistics.js';
 
 export interface TransformResult<S extends StateTree = StateTree> {
   updates: Params;
@@ -14,6 +15,12 @@ export interface TransformResult<S extends StateTree = StateTree> {
  */
 export interface UpdateContext {
   loss?: tf.Tensor | number;
+  /**
+   * Per layer, its inputs and output gradients on this step's batch (src/optim/layerStatistics.ts),
+   * for optimizers that precondition with them (MKOR) on the steps they ask for them
+   * (Optimizer.wantsLayerStatistics). Others ignore it.
+   */
+  layerStatistics?: LayerStatisticsMap;
 }
 
 /**

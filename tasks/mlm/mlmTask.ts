@@ -15,7 +15,8 @@ import type { Params } from '../../src/tree/params.js';
 import { tidyTree } from '../../src/tree/tidy.js';
 import { loadText, type TextDataset } from '../data/text.js';
 import { classificationNormalizer } from '../normalize.js';
-import { attentionLogitScale, preLnLogits, transformerParameters, transformerShapes, type BlockAttention } from '../transformer.js';
+import { attentionLogitScale, preLnLogits, transformerLayers, transformerParameters, transformerShapes, type BlockAttention } from '../transformer.js';
+import { lossGradsAndLayerStatistics, NO_TAP, type LayerTap } from '../../src/optim/layerTap.js';
 import type { Batch, BatchStream, Parametrization, Split, Task } from '../types.js';
 import { maskedTextBatches } from './batches.js';
 import { encoderSelfAttention, relativeDistanceRows } from './relativePositions.js';
@@ -123,7 +124,7 @@ export function mlmTask(config: MlmConfig): Task {
   };
 
   /** Logits [P, B·T, V], labels [P, B·T] and weights [P, B·T] of a batch. */
-  const forward = (params: Params, batch: Batch): { logits: tf.Tensor; labels: tf.Tensor; weights: tf.Tensor } =>
+  const forward = (params: Params, batch: Batch, tap: LayerTap = NO_TAP): { logits: tf.Tensor; labels: tf.Tensor; weights: tf.Tensor } =>
     tidyTree(() => {
       const p = (name: string) => get(params, name);
       const tokens = take(batch, 'x');
@@ -144,7 +145,7 @@ export function mlmTask(config: MlmConfig): Task {
         attention = (x, w) => encoderSelfAttention(x, w, heads, logitScale, null);
       }
       return {
-        logits: preLnLogits(p, h, { batch: B, seqLen: Tb, depth }, attention, readoutMultiplier),
+        logits: preLnLogits(p, h, { batch: B, seqLen: Tb, depth }, attention, readoutMultiplier, tap),
         labels: tf.reshape(take(batch, 'y'), [P, B * Tb]),
         weights: tf.reshape(take(batch, 'w'), [P, B * Tb]),
       };
@@ -164,6 +165,16 @@ export function mlmTask(config: MlmConfig): Task {
     shapes,
     mupScale,
     init,
+    layers: transformerLayers(depth),
+    lossGradsAndStatistics: (params, batch) =>
+      lossGradsAndLayerStatistics(
+        (p, tap) => {
+          const { logits, labels, weights } = forward(p, batch, tap);
+          return maskedCrossEntropy(logits, labels, weights);
+        },
+        params,
+        true,
+      ),
     loss(params: Params, batch: Batch): tf.Tensor1D {
       return tf.tidy(() => {
         const { logits, labels, weights } = forward(params, batch);

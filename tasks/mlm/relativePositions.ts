@@ -106,7 +106,7 @@ export function encoderSelfAttention(x: tf.Tensor, w: AttentionWeights, heads: n
   return tf.tidy(() => {
     const [P, B, T, d] = x.shape as [number, number, number, number];
     const { q, k, v } = projectHeads(x, w, heads);
-    if (distances === null) return mergeHeads(tf.matMul(tf.softmax(tf.mul(tf.matMul(q, k, false, true), logitScale)), v), w.out);
+    if (distances === null) return mergeHeads(tf.matMul(tf.softmax(tf.mul(tf.matMul(q, k, false, true), logitScale)), v), w);
     const dz = d / heads;
     if (distances.shape.join() !== [2 * T - 1, dz].join()) {
       throw new Error(`encoderSelfAttention: relative distance rows are [${distances.shape}], need [${2 * T - 1}, ${dz}]`);
@@ -117,6 +117,6 @@ export function encoderSelfAttention(x: tf.Tensor, w: AttentionWeights, heads: n
     const logits = tf.add(tf.matMul(q, k, false, true), tf.reshape(keyTerm, [P, B, heads, T, T]));
     const probs = tf.softmax(tf.mul(logits, logitScale));
     const valueTerm = tf.matMul(tf.reshape(byDistance(probs, T), [N * T, 2 * T - 1]), distances);
-    return mergeHeads(tf.add(tf.matMul(probs, v), tf.reshape(valueTerm, [P, B, heads, T, dz])), w.out);
+    return mergeHeads(tf.add(tf.matMul(probs, v), tf.reshape(valueTerm, [P, B, heads, T, dz])), w);
   });
 }

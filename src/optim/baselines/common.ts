@@ -7,6 +7,7 @@ import { clipByValue } from '../transforms/clipByValue.js';
 import { masked } from '../transforms/masked.js';
 import { field, matchesAny } from '../options.js';
 import { Optimizer } from '../optimizer.js';
+import type { LayerStatisticsSchedule } from '../layerStatistics.js';
 
 export type LearningRate = number | Schedule | ((count: number) => number);
 
@@ -91,6 +92,11 @@ export function serializeOptions(name: string, options: object): Record<string, 
   return out;
 }
 
-export function makeOptimizer<O extends object>(name: string, options: O, transform: GradientTransformation): Optimizer<O> {
-  return new Optimizer(name, options, transform, () => serializeOptions(name, options));
+export function makeOptimizer<O extends object>(
+  name: string,
+  options: O,
+  transform: GradientTransformation,
+  layerStatistics?: LayerStatisticsSchedule,
+): Optimizer<O> {
+  return new Optimizer(name, options, transform, () => serializeOptions(name, options), layerStatistics);
 }
