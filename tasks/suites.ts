@@ -94,7 +94,7 @@ export function loadSuite(path: string): Suite {
 }
 
 /** The suites shipped in tasks/suites/. */
-export const SHIPPED_SUITES = ['smoke', 'generalization', 'seeds', 'meta-validation', 'meta-validation-sp'] as const;
+export const SHIPPED_SUITES = ['smoke', 'generalization', 'seeds', 'reality-check', 'meta-validation', 'meta-validation-sp'] as const;
 
 /** The path of a suite shipped in tasks/suites/ (one of SHIPPED_SUITES). */
 export function shippedSuitePath(name: string): string {

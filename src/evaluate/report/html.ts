@@ -1,7 +1,8 @@
 // The report as one self-contained HTML page: inline CSS and inline SVGs, no scripts, no fonts,
 // no external requests, so it opens from disk or as a CI artifact anywhere.
 import type { BenchResults } from '../results.js';
-import { headlineRows } from './headline.js';
+import { headlineRows, optimizerOrder } from './headline.js';
+import { BATCH_STUDY_NOTE, batchTable, batchWorkloads } from './batchStudy.js';
 import type { RenderedPlot } from './renderSvg.js';
 import { HEADLINE_COLUMNS, HEADLINE_NOTE, headlineCells, SUMMARY_COLUMNS, taskSummaries } from './summaryTable.js';
 
@@ -88,7 +89,26 @@ export function reportHtml(results: BenchResults, plots: RenderedPlot[]): string
       ...(s.metrics === null ? [] : [`<p class="metrics">${escapeHtml(s.metrics)}</p>`]),
     );
   });
-  parts.push('</section>', '<section id="plots">', '<h2>Plots</h2>');
+  parts.push('</section>');
+  const workloads = batchWorkloads(results);
+  if (workloads.length > 0) {
+    parts.push('<section id="batch-study">', '<h2>Batch-size study</h2>', `<p class="note">${escapeHtml(BATCH_STUDY_NOTE)}</p>`);
+    for (const w of workloads) {
+      const { header, rows } = batchTable(w, optimizerOrder(results));
+      parts.push(
+        `<h3>${escapeHtml(w.workload)}</h3>`,
+        `<p class="setting">Target training loss: ${w.target === null ? 'none' : w.target.toFixed(4)}</p>`,
+        table(
+          'batch-study',
+          header,
+          rows.map((cells) => ({ cells, classes: [] })),
+          `batch-size study of ${w.workload}`,
+        ),
+      );
+    }
+    parts.push('</section>');
+  }
+  parts.push('<section id="plots">', '<h2>Plots</h2>');
   for (const p of plots) {
     parts.push(
       `<figure id="plot-${escapeHtml(p.name)}">`,

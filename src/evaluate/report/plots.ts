@@ -5,6 +5,7 @@ import type { BenchResults, OptimizerResult, TaskResult } from '../results.js';
 import { divergedText } from './format.js';
 import { optimizerOrder } from './headline.js';
 import { safeFileStem, uniqueStems } from './fileNames.js';
+import { batchWorkloads, gapPoints, type BatchWorkload } from './batchStudy.js';
 
 export interface PlotSpec {
   /** File stem, unique within a report and safe as a file name ([a-z0-9-_.]). */
@@ -202,6 +203,33 @@ export function factorSpec(results: BenchResults, axis: string, optimizers: stri
   return { $schema: SCHEMA, title, data: { values: points }, ...FACTOR_SIZE, layer: [...layer] };
 }
 
+/** The gap plot of one batch-size workload: final loss of each claimed large-batch optimizer over its generic counterpart's, against batch size. */
+export function gapSpec(w: BatchWorkload): TopLevelSpec {
+  const points = gapPoints(w);
+  const batches = w.tasks.map((t) => t.batchSize);
+  const encoding = {
+    x: {
+      field: 'batch',
+      type: 'quantitative',
+      title: 'batch size (same epochs)',
+      scale: { type: 'log', domain: [Math.min(...batches), Math.max(...batches)] as number[] },
+      axis: { values: batches, format: '~g', grid: true },
+    },
+    y: { field: 'ratio', type: 'quantitative', title: 'final loss ratio (> 1: the generic optimizer ended lower)', scale: { type: 'log' } },
+    color: { field: 'pair', type: 'nominal', title: 'pair', scale: { scheme: 'tableau10' } },
+  } as const;
+  return {
+    $schema: SCHEMA,
+    title: { text: `Gap against batch size: ${w.workload}`, subtitle: 'diverged runs omitted' },
+    ...FACTOR_SIZE,
+    layer: [
+      { data: { values: [{ one: 1 }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#888' }, encoding: { y: { field: 'one', type: 'quantitative' } } },
+      { data: { values: points }, mark: { type: 'line' }, encoding },
+      { data: { values: points }, mark: { type: 'point', filled: true, size: 40 }, encoding },
+    ],
+  };
+}
+
 /** Every plot of the report, in the order the HTML page shows them. */
 export function reportPlots(results: BenchResults): PlotSpec[] {
   const optimizers = optimizerOrder(results);
@@ -233,6 +261,8 @@ export function reportPlots(results: BenchResults): PlotSpec[] {
     const tasks = axisTasks(results, axis);
     // One task is a point, not a trend.
     if (tasks.length < 2) continue;
+    // Several batch-size workloads (a Reality Check suite) would share one line per optimizer: their gap plots show them apart.
+    if (axis === 'batch' && batchWorkloads(results).length > 1) continue;
     stems.push(`final-loss-vs-${axis}`);
     plots.push({
       title: `Final training loss along ${axis}`,
@@ -240,6 +270,18 @@ export function reportPlots(results: BenchResults): PlotSpec[] {
         `Final training loss against the ${axis} factor (log scale) over ${tasks.length} tasks, one line per optimizer ` +
         '(learned optimizers dashed), one panel per parametrization where both ran; diverged runs are left out.',
       spec: factorSpec(results, axis, optimizers),
+    });
+  }
+  for (const w of batchWorkloads(results)) {
+    if (gapPoints(w).length === 0) continue;
+    stems.push(`gap-vs-batch-${safeFileStem(w.workload)}`);
+    plots.push({
+      title: `Gap against batch size: ${w.workload}`,
+      caption:
+        'Final training loss of LARS, TVLARS and MKOR over tuned Nesterov’s and of LAMB and MKOR-on-LAMB over tuned Adam’s, ' +
+        'at each batch size (same epochs, each optimizer at its own selected learning rate); above the dashed line the ' +
+        'generic optimizer ended lower. Pairs where either run diverged are left out.',
+      spec: gapSpec(w),
     });
   }
   const names = uniqueStems(stems);

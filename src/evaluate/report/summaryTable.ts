@@ -2,7 +2,8 @@
 // that summaryMarkdown renders here and html.ts renders as HTML tables.
 import type { BenchResults, TaskResult } from '../results.js';
 import { formatAccuracy, formatFinalLoss, formatLoss, formatLr, formatSpeedup, NOT_APPLICABLE } from './format.js';
-import { headlineRows, type HeadlineRow } from './headline.js';
+import { headlineRows, optimizerOrder, type HeadlineRow } from './headline.js';
+import { BATCH_STUDY_NOTE, batchTable, batchWorkloads } from './batchStudy.js';
 
 export const SUMMARY_COLUMNS = [
   'optimizer',
@@ -131,6 +132,21 @@ export function summaryMarkdown(results: BenchResults, plots: PlotLink[] = []): 
   for (const s of taskSummaries(results)) {
     lines.push('', `### ${escapeMarkdown(s.task)}`, '', escapeMarkdown(s.description), '', ...markdownTable(SUMMARY_COLUMNS, s.rows));
     if (s.metrics !== null) lines.push('', escapeMarkdown(s.metrics));
+  }
+  const workloads = batchWorkloads(results);
+  if (workloads.length > 0) {
+    lines.push('', '## Batch-size study', '', escapeMarkdown(BATCH_STUDY_NOTE));
+    for (const w of workloads) {
+      const { header, rows } = batchTable(w, optimizerOrder(results));
+      lines.push(
+        '',
+        `### ${escapeMarkdown(w.workload)}`,
+        '',
+        `Target training loss: ${w.target === null ? 'none (every run at the largest batch diverged)' : w.target.toFixed(4)}`,
+        '',
+        ...markdownTable(header, rows),
+      );
+    }
   }
   if (plots.length > 0) {
     lines.push('', '## Plots', '');
