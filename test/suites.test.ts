@@ -65,6 +65,28 @@ describe('shipped suites', () => {
     expect(gen.filter((f) => f === 'mlm' || f === 'preference')).toEqual([]);
   });
 
+  it('reality-check: image MLP and conv workloads at batch 128 → 8192 (×4) for the same epochs, every optimizer of the study, the masked LM at its largest batch', () => {
+    const suite = loadSuite(shippedSuitePath('reality-check'));
+    expect(suite.optimizers).toEqual(['nesterov', 'lars', 'tvlars', 'adam', 'adamw', 'lamb', 'mkor', 'mkorlamb']);
+    const entries = suite.tasks.map((e) => ({ e, task: taskFromName(e.task) }));
+    for (const family of ['mlp', 'conv']) {
+      const study = entries.filter(({ task }) => task.meta.family === family);
+      expect(study.map(({ task }) => task.meta.batchSize)).toEqual([128, 512, 2048, 8192]);
+      // Same epochs: steps × batch within half a batch of the smallest batch's examples.
+      const examples = study[0]!.e.steps * 128;
+      for (const { e, task } of study) {
+        expect(Math.abs(e.steps * task.meta.batchSize - examples)).toBeLessThanOrEqual(task.meta.batchSize / 2);
+        expect(e.schedule).toEqual({ type: 'warmupPolynomial', warmupFraction: 0.05, power: 2 });
+        // MKOR needs the layers' statistics: every task of the study reports them.
+        expect(task.layers?.length).toBeGreaterThan(0);
+      }
+      // The workload's names differ only in the batch size.
+      expect(new Set(study.map(({ e }) => e.task.replace(/-b\d+/, ''))).size).toBe(1);
+    }
+    const mlm = entries.filter(({ task }) => task.meta.family === 'mlm');
+    expect(mlm.map(({ e }) => e.schedule)).toEqual([{ type: 'warmupPolynomial', warmupFraction: 0.1, power: 1 }]);
+  });
+
   it.each(loadSuite(shippedSuitePath('smoke')).tasks.map((t) => [t.task, t.steps] as const))(
     'smoke: %s trains with Adam to a loss clearly below its initial loss',
     async (name, steps) => {
