@@ -8,9 +8,8 @@ import '@tensorflow/tfjs-backend-wasm';
 // (globally), and every backend needs them for training.
 import '@tensorflow/tfjs-layers';
 import { installWasmFallbacks } from './wasmFallbacks.js';
-import { installFastMatMul, isFastMatMulInstalled } from './wasmFastMatMul.js';
-import { installSharedIdentity } from './wasmSharedIdentity.js';
-import { installFastTile } from './wasmFastTile.js';
+import { isFastMatMulInstalled } from './wasmFastMatMul.js';
+import { installWasmKernels } from './wasmKernels.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -39,12 +38,7 @@ export async function initBackend(opts: { backend?: BackendName | 'auto'; log?: 
   const chosen = requested === 'auto' ? await chooseAuto() : await useExplicit(requested);
   current = chosen;
   if (chosen === 'cpu') quietCpuBanner();
-  if (chosen === 'wasm') {
-    installWasmFallbacks();
-    installFastMatMul();
-    installSharedIdentity();
-    installFastTile();
-  }
+  if (chosen === 'wasm') installWasmKernels();
   if (!announced.has(chosen)) {
     announced.add(chosen);
     log(`lopt: backend ${describe(chosen)}; ${describeKernels(chosen)}`);

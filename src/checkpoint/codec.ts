@@ -1,13 +1,13 @@
-import { createRequire } from 'node:module';
-
 /**
  * msgpackr's "no-eval" build: the same Packr, with the one place msgpackr generates code (its
  * compiled reader for record extensions, which any file may contain) replaced by the interpreted
  * reader. It is also pure JS: the native string extractor that the main entry loads is not used
- * on untrusted bytes. The subpath ships as CommonJS without its own typings, hence require and
- * the main entry's types.
+ * on untrusted bytes, and it bundles for browsers. The subpath ships as CommonJS (Node reads its
+ * named exports) without typings: src/types/msgpackr-no-eval.d.ts gives it the main entry's.
  */
-const { Packr } = createRequire(import.meta.url)('msgpackr/index-no-eval') as typeof import('msgpackr');
+import { Packr } from 'msgpackr/index-no-eval';
+// Typed by the main entry, so emitted declarations never name the untyped subpath.
+import type { Packr as MsgpackrPackr } from 'msgpackr';
 
 /**
  * The one configuration used to write and read checkpoints (DESIGN.md).
@@ -21,7 +21,7 @@ const { Packr } = createRequire(import.meta.url)('msgpackr/index-no-eval') as ty
  * RegExp that the validator then rejects), and msgpackr renames a "__proto__" key, so a file
  * can neither run code nor reach Object.prototype.
  */
-export const packr = new Packr({ moreTypes: true, useRecords: false });
+export const packr: MsgpackrPackr = new Packr({ moreTypes: true, useRecords: false });
 
 /**
  * Whether the bytes open with a map: msgpack's fixmap, map16 or map32, or a msgpackr record

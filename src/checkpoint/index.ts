@@ -13,5 +13,7 @@ export {
 export { CheckpointError } from './error.js';
 export { validateCheckpoint, type ValidateOptions } from './validate.js';
 export { saveCheckpoint } from './write.js';
-export { loadCheckpoint, type LoadOptions } from './read.js';
-export { gitCommit, thetaFromCheckpoint, thetaToCheckpoint } from './theta.js';
+export { loadCheckpoint } from './read.js';
+export { decodeCheckpoint, type LoadOptions } from './decode.js';
+export { thetaFromCheckpoint, thetaToCheckpoint } from './theta.js';
+export { gitCommit } from './gitCommit.js';

@@ -3,7 +3,7 @@
 // of tasks/mlp.ts's loss.
 import * as tf from '@tensorflow/tfjs-core';
 import { withHostArrays } from './hostArrays.js';
-import { kernelThreads, type NativeKernels } from './native.js';
+import { kernelThreads, type NativeKernels } from './registry.js';
 
 export const MLP_ACTIVATIONS = ['relu', 'tanh', 'gelu'] as const;
 

@@ -7,20 +7,9 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
+import { registerKernelProvider, type NativeKernels } from './registry.js';
 
-export interface NativeKernels {
-  perParamStep(header: Float64Array, arrays: ArrayBufferView[]): void;
-  mlpLossAndGrads(
-    header: Int32Array,
-    readoutMult: number,
-    x: Float32Array,
-    y: Int32Array,
-    params: Float32Array[],
-    grads: Float32Array[],
-    loss: Float32Array,
-  ): void;
-  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, threads: number): void;
-}
+export { cpuKernels, type NativeKernels } from './registry.js';
 
 export type KernelMode = 'native' | 'ops';
 
@@ -93,15 +82,6 @@ export function useKernels(next: KernelMode): KernelMode {
   return prev;
 }
 
-/**
- * The native kernels when lopt should use them now: built, not switched off, and tfjs on a
- * synchronous CPU backend (wasm, cpu) whose tensors can be read without a stall. On the
- * tensorflow (GPU) backend the tfjs-ops path runs.
- */
-export function cpuKernels(backend: string): NativeKernels | null {
-  return backend === 'wasm' || backend === 'cpu' ? nativeKernels() : null;
-}
-
 /** Threads the native kernels use; results do not depend on it. */
 export function kernelThreads(): number {
   return (threads ??= parseThreads(process.env['LOPT_THREADS']));
@@ -110,3 +90,6 @@ export function kernelThreads(): number {
 export function setKernelThreads(n: number): void {
   threads = parseThreads(String(n));
 }
+
+// Importing this module makes the addon the kernels of lopt's math (src/kernels/registry.ts).
+registerKernelProvider({ kernels: nativeKernels, threads: kernelThreads });

@@ -4,7 +4,7 @@
 // the reference it is tested against — is src/lopt/features.ts + perParamMlp.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import { withHostArrays, type HostArray } from './hostArrays.js';
-import { kernelThreads, type NativeKernels } from './native.js';
+import { kernelThreads, type NativeKernels } from './registry.js';
 
 /** 'velo': VeLO's 30 channels (μLO's accumulators; src/lopt/velo/veloNative.ts drives it). */
 export type PerParamKind = 'momentum' | 'adafactor' | 'velo';

@@ -1,27 +1,14 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, thetaFromCheckpoint, thetaToCheckpoint, gitCommit } from '../checkpoint/index.js';
+import { CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, thetaToCheckpoint, gitCommit } from '../checkpoint/index.js';
 import type { Checkpoint, Provenance } from '../checkpoint/format.js';
-import type { Optimizer } from '../optim/optimizer.js';
-import { asTfjsOptimizer, type TfjsOptimizer } from '../tfjs/adapter.js';
 import type { Params } from '../tree/params.js';
-import { createLearnedOptimizer } from './registry.js';
-import type { LearnedOptimizer, LearnedOptimizerOptions } from './types.js';
-import { printable } from '../text/printable.js';
-import { readReleasedVelo } from './velo/releasedFile.js';
+import type { LearnedOptimizer } from './types.js';
+import { learnedOptimizerFromCheckpoint, type LoadedLearnedOptimizer } from './decode.js';
 
-/** A learned optimizer with its meta-parameters, as a checkpoint holds it. */
-export interface LoadedLearnedOptimizer {
-  readonly learnedOptimizer: LearnedOptimizer;
-  readonly theta: Params;
-  readonly checkpoint: Checkpoint;
-  /** The Optimizer for this theta (theta stays owned by this object: dispose() frees it). */
-  optimizer(options?: LearnedOptimizerOptions): Optimizer;
-  /** The same, as a tf.Optimizer for model.compile / model.fit. */
-  asTfjsOptimizer(options?: LearnedOptimizerOptions): TfjsOptimizer;
-  dispose(): void;
-}
+export { decodeLearnedOptimizer, learnedOptimizerFromCheckpoint, type LoadedLearnedOptimizer } from './decode.js';
+import { readReleasedVelo } from './velo/releasedFile.js';
 
 /** Where shipped checkpoints live: the package's checkpoints/ folder (from src/ or dist/src/). */
 export function shippedCheckpointDir(): string {
@@ -55,21 +42,6 @@ function resolveCheckpointPath(pathOrName: string): string {
   throw new Error(`no checkpoint file '${pathOrName}'`);
 }
 
-/** Checks the checkpoint's theta against the architecture's: same names, order and shapes. */
-function checkTheta(file: string, lo: LearnedOptimizer, ckpt: Checkpoint): void {
-  const want = Object.entries(lo.thetaShapes);
-  const got = ckpt.theta;
-  if (got.names.length !== want.length || want.some(([n], i) => got.names[i] !== n)) {
-    throw new Error(`${file}: theta names [${printable(got.names.join(', '), 400)}] do not match ${lo.arch}'s [${want.map(([n]) => n).join(', ')}]`);
-  }
-  want.forEach(([name, shape], i) => {
-    const s = got.shapes[i]!;
-    if (s.length !== shape.length || s.some((d, j) => d !== shape[j])) {
-      throw new Error(`${file}: theta '${name}' has shape [${s.join(',')}], ${lo.arch} with this config needs [${shape.join(',')}]`);
-    }
-  });
-}
-
 /**
  * A learned optimizer's file as a checkpoint: a `.lopt` file, or a released VeLO `params` file
  * (learned_optimization's Flax msgpack, with its config.gin when beside it). Files not named
@@ -95,23 +67,7 @@ export async function readLearnedOptimizerFile(path: string): Promise<Checkpoint
  */
 export async function loadLearnedOptimizer(pathOrName: string): Promise<LoadedLearnedOptimizer> {
   const path = resolveCheckpointPath(pathOrName);
-  const ckpt = await readLearnedOptimizerFile(path);
-  let lo: LearnedOptimizer;
-  try {
-    lo = createLearnedOptimizer(ckpt.arch, ckpt.config);
-  } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
-  }
-  checkTheta(path, lo, ckpt);
-  const theta = thetaFromCheckpoint(ckpt.theta);
-  return {
-    learnedOptimizer: lo,
-    theta,
-    checkpoint: ckpt,
-    optimizer: (options) => lo.optimizer(theta, options),
-    asTfjsOptimizer: (options) => asTfjsOptimizer(lo.optimizer(theta, options)),
-    dispose: () => tf.dispose(Object.values(theta)),
-  };
+  return learnedOptimizerFromCheckpoint(await readLearnedOptimizerFile(path), path);
 }
 
 /** The checkpoint of a learned optimizer's theta (in thetaShapes order) with its provenance. */

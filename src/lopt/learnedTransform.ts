@@ -18,7 +18,7 @@ import {
 } from './features.js';
 import { firstLayer, mlpOutputs, mlpOutputsNormalized, type FirstLayer, type MlpWeights } from './perParamMlp.js';
 import type { LearnedOptimizerOptions } from './types.js';
-import { cpuKernels, type NativeKernels } from '../kernels/native.js';
+import { cpuKernels, type NativeKernels } from '../kernels/registry.js';
 import { perParamStep, type PerParamArch, type PerParamTheta } from '../kernels/perParamStep.js';
 
 /** What differs between architectures. */

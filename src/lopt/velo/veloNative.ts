@@ -14,7 +14,7 @@
 // s = lr_mult[p, t] · param_scale[p] folded into the direction output (w2[:, 0] and b2[0]: the
 // direction is linear in them); the unused third output is dropped.
 import * as tf from '@tensorflow/tfjs-core';
-import type { NativeKernels } from '../../kernels/native.js';
+import type { NativeKernels } from '../../kernels/registry.js';
 import { perParamStep, tensorMoments, type PerParamArch } from '../../kernels/perParamStep.js';
 import { factoredDims, type Accumulators } from '../features.js';
 import { ADAFACTOR_DECAYS, EXP_MULT, GRAD_CLIP, MOMENTUM_DECAYS, RMS_DECAYS, STEP_MULT, VELO_CHANNELS, VELO_OUTPUTS } from './config.js';

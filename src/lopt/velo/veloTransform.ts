@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradientTransformation, UpdateContext } from '../../optim/transform.js';
 import type { Params } from '../../tree/params.js';
-import { cpuKernels } from '../../kernels/native.js';
+import { cpuKernels } from '../../kernels/registry.js';
 import { initAccumulators, memberShape, normalizedFeatures, tensorFeatures, type Accumulators, type Decays } from '../features.js';
 import type { LearnedOptimizerOptions } from '../types.js';
 import { ADAFACTOR_DECAYS, EXP_MULT, GRAD_CLIP, MAX_TRAINING_STEPS, MOMENTUM_DECAYS, RMS_DECAYS, STEP_MULT, type ResolvedVeloConfig } from './config.js';
