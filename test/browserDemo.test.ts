@@ -99,6 +99,20 @@ describe('the demo page in headless Chromium', () => {
     }
   }, 120_000);
 
+  it('trains on WebGL too (SwiftShader in headless Chromium): both curves go down', async () => {
+    await page.selectOption('#backend', 'webgl');
+    await page.fill('#steps', '60');
+    await page.click('#train');
+    await page.waitForSelector('#result[data-state="done"]', { state: 'attached', timeout: 120_000 });
+    const run = JSON.parse(await page.$eval('#result', (e) => (e as unknown as { value: string }).value)) as typeof shown & { backend: string };
+    expect(run.backend).toBe('webgl');
+    for (const [name, curve] of Object.entries(run.losses)) {
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      expect(mean(curve.slice(-10)), name).toBeLessThan(0.8 * mean(curve.slice(0, 5)));
+    }
+    expect(consoleErrors).toEqual([]);
+  }, 150_000);
+
   it('the model-card tab shows a dropped checkpoint, and a clear error for a corrupt one', async () => {
     await page.click('#tab-card');
     await page.setInputFiles('#file', join('checkpoints', 'mulo-mnist.lopt'));

@@ -1,6 +1,7 @@
 // The demo page: trains a μP MLP with the shipped μLO and with Adam side by side, plotting both
 // losses live (uPlot), and shows the model card of any dropped .lopt file. Text from files is set
 // with textContent only, escaped of control characters first.
+import '@tensorflow/tfjs-backend-webgl'; // registers 'webgl', offered where the browser has WebGL
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { initBrowserBackend, loadLearnedOptimizer, type BrowserBackendName, type LoadedLearnedOptimizer } from '../../browser.js';
