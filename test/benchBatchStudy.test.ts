@@ -123,6 +123,8 @@ describe('batch-size study', () => {
     expect(names).toContain('gap-vs-batch-mlp-mnist8-w64-d2-relu-b-sp');
     expect(names.filter((n) => n.startsWith('gap-vs-batch-'))).toHaveLength(2);
     expect(names).not.toContain('final-loss-vs-batch');
+    // Two workloads' ×1 baselines make no width axis; the horizon entry does make one.
+    expect(names.filter((n) => n.startsWith('final-loss-vs-'))).toEqual(['final-loss-vs-horizon']);
     const svg = await renderSvg(plots.find((p) => p.name.startsWith('gap-vs-batch-mlp'))!.spec);
     expect(svg).toContain('lars / nesterov');
   });

@@ -259,8 +259,8 @@ export function reportPlots(results: BenchResults): PlotSpec[] {
   }
   for (const axis of FACTOR_AXES) {
     const tasks = axisTasks(results, axis);
-    // One task is a point, not a trend.
-    if (tasks.length < 2) continue;
+    // One task is a point, not a trend; and baselines alone (several workloads' ×1 entries) are no axis.
+    if (tasks.length < 2 || !tasks.some((t) => t.axis === axis)) continue;
     // Several batch-size workloads (a Reality Check suite) would share one line per optimizer: their gap plots show them apart.
     if (axis === 'batch' && batchWorkloads(results).length > 1) continue;
     stems.push(`final-loss-vs-${axis}`);
