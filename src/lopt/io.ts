@@ -6,9 +6,9 @@ import type { Checkpoint, Provenance } from '../checkpoint/format.js';
 import type { Params } from '../tree/params.js';
 import type { LearnedOptimizer } from './types.js';
 import { learnedOptimizerFromCheckpoint, type LoadedLearnedOptimizer } from './decode.js';
+import { readReleasedVelo } from './velo/releasedFile.js';
 
 export { decodeLearnedOptimizer, learnedOptimizerFromCheckpoint, type LoadedLearnedOptimizer } from './decode.js';
-import { readReleasedVelo } from './velo/releasedFile.js';
 
 /** Where shipped checkpoints live: the package's checkpoints/ folder (from src/ or dist/src/). */
 export function shippedCheckpointDir(): string {
