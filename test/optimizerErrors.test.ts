@@ -144,7 +144,7 @@ describe('zero-size and non-float32 tensors: one clear error from every optimize
       const grad = tf.onesLike(w);
       // MKOR reads the layer's rows at its first step: two rows of w's input and output gradient.
       const statistics = { w: { inputs: tf.ones([2, 3]), outputGrads: tf.ones([2, 2]) } };
-      const next = opt.step({ w: tf.clone(w) }, { w: grad }, state, { loss: 1, ...(opt.wantsLayerStatistics(0) ? { layerStatistics: statistics } : {}) });
+      const next = opt.step({ w: tf.clone(w) }, { w: grad }, state, { loss: 1, ...(opt.wantsLayerStatistics(state) ? { layerStatistics: statistics } : {}) });
       tf.dispose([statistics.w.inputs, statistics.w.outputGrads]);
       expect(next.params['w']!.dtype, name).toBe('float32');
       tf.dispose([grad, next.params['w']!, ...stateTensors(next.state.inner)]);

@@ -2,7 +2,7 @@
 // bit for bit, and a plain form that does not fit the layout is refused naming the leaf.
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createOptimizer, OPTIMIZERS } from '../src/optim/registry.js';
+import { createOptimizer, OPTIMIZERS, READS_LAYER_STATISTICS, type OptimizerName } from '../src/optim/registry.js';
 import { createLearnedOptimizer } from '../src/lopt/registry.js';
 import { decodeState, decodeStateFrom, encodeState } from '../src/tree/stateCodec.js';
 import { disposeState, stateLeaves } from '../src/tree/stateTree.js';
@@ -16,9 +16,19 @@ beforeAll(async () => {
 const bits = (leaves: ReturnType<typeof encodeState>) =>
   leaves.map((l) => (typeof l === 'number' ? l : Array.from(new Uint32Array(l.buffer, l.byteOffset, l.length))));
 
+const LAYERS = [{ kernel: 'w', bias: 'b', kind: 'dense' }];
+
 describe('state codec', () => {
   const optimizers = () => [
-    ...Object.keys(OPTIMIZERS).map((name) => createOptimizer(name, { learningRate: 0.1, ...(name === 'muadam' ? { mupScale: () => 0.5 } : {}) })),
+    ...Object.keys(OPTIMIZERS).map((name) =>
+      createOptimizer(name, {
+        learningRate: 0.1,
+        ...(name === 'muadam' ? { mupScale: () => 0.5 } : {}),
+        ...(READS_LAYER_STATISTICS.has(name as OptimizerName) ? { layers: LAYERS, updateEvery: 2 } : {}),
+      }),
+    ),
+    // MKOR-H's switch state too.
+    createOptimizer('mkor', { learningRate: 0.1, layers: LAYERS, updateEvery: 2, hybrid: { window: 1 } }),
     (() => {
       const lo = createLearnedOptimizer('small_fc_lopt', {});
       return lo.optimizer(lo.initTheta(3));
@@ -32,8 +42,9 @@ describe('state codec', () => {
       let state = opt.init(params);
       for (let s = 0; s < 3; s++) {
         const grads = { w: tf.randomNormal([4, 3], 0, 1, 'float32', 10 + s), b: tf.randomNormal([3], 0, 1, 'float32', 20 + s) };
-        ({ params, state } = opt.step(params, grads, state));
-        tf.dispose(Object.values(grads));
+        const statistics = { w: { inputs: tf.randomNormal([5, 4], 0, 1, 'float32', 30 + s), outputGrads: tf.randomNormal([5, 3], 0, 1, 'float32', 40 + s) } };
+        ({ params, state } = opt.step(params, grads, state, { loss: 2 - s, ...(opt.wantsLayerStatistics(state) ? { layerStatistics: statistics } : {}) }));
+        tf.dispose([...Object.values(grads), statistics.w.inputs, statistics.w.outputGrads]);
       }
       const plain = encodeState(state.inner);
       const decoded = decodeStateFrom(() => opt.init(params).inner, plain, opt.name);

@@ -79,7 +79,7 @@ export function demoOptimizers(opts: { steps: number; seed: number; optimizers?:
       let value: tf.Tensor;
       let g: Params;
       let statistics: Record<string, LayerStatistics> | undefined;
-      if (opt.wantsLayerStatistics(k)) {
+      if (opt.wantsLayerStatistics(state)) {
         // MKOR on its refresh steps: the loss, gradients and each dense layer's inputs and output gradients in one pass.
         ({ losses: value, grads: g, statistics } = lossGradsAndLayerStatistics((p, tap) => loss(p, x, y, layers, tap), params, false));
       } else {

@@ -122,7 +122,7 @@ export async function runBenchUnit(input: BenchRunInput): Promise<BenchRunOutput
     for (let t = 0; t < input.steps; t++) {
       const batch = stream.next();
       // Layer statistics (MKOR) only on the steps the optimizer reads them: the others keep the fast path.
-      const withStatistics = opt.wantsLayerStatistics(t);
+      const withStatistics = opt.wantsLayerStatistics(state);
       if (withStatistics && task.lossGradsAndStatistics === undefined)
         throw new Error(`bench: ${input.task} does not report layer statistics, which ${opt.name} needs`);
       const {

@@ -4,6 +4,7 @@
 // an optimizer that reads them says on which steps (Optimizer.wantsLayerStatistics), so training
 // loops compute them only then and no other optimizer pays for them.
 import type * as tf from '@tensorflow/tfjs-core';
+import type { StateTree } from '../tree/stateTree.js';
 
 /**
  * A layer whose statistics a task reports: `kernel` and `bias` name its parameters (`bias` null
@@ -38,6 +39,16 @@ export type LayerStatisticsMap = Readonly<Record<string, LayerStatistics>>;
 export interface LayerStatisticsSchedule {
   every: number;
   warmupSteps: number;
+}
+
+/**
+ * How an Optimizer that reads layer statistics says when: its schedule, and `clock`, the number of
+ * updates it has applied as its state records it (a step skipped by applyIfFinite does not count,
+ * so a caller's own loop index could drift from it).
+ */
+export interface LayerStatisticsReader {
+  schedule: LayerStatisticsSchedule;
+  clock(inner: StateTree): number;
 }
 
 /** Whether `schedule` reads statistics at 0-based `step`. */

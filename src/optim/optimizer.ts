@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../tree/params.js';
 import { disposeReplaced, stateTensors, type StateTree } from '../tree/stateTree.js';
 import type { GradientTransformation, UpdateContext } from './transform.js';
-import { readsStatisticsAt, type LayerStatisticsSchedule } from './layerStatistics.js';
+import { readsStatisticsAt, type LayerStatisticsReader } from './layerStatistics.js';
 import { printable } from '../text/printable.js';
 import { tidyTree } from '../tree/tidy.js';
 
@@ -35,7 +35,7 @@ export class Optimizer<O extends object = object> {
     /** The options as JSON (schedules as their configs); throws when an option cannot be serialized. */
     private readonly serialize: () => Record<string, unknown>,
     /** When the optimizer reads layer statistics (UpdateContext.layerStatistics); absent: never. */
-    readonly layerStatistics?: LayerStatisticsSchedule,
+    readonly layerStatistics?: LayerStatisticsReader,
   ) {
     // Hyperparameters are fixed at construction: changing one later must fail loudly, never be
     // silently ignored (as tfjs's own setMomentum is). Use a schedule, or build a new optimizer.
@@ -44,11 +44,12 @@ export class Optimizer<O extends object = object> {
   }
 
   /**
-   * Whether the update at 0-based `step` (the number of updates since init) reads
-   * `context.layerStatistics`: a training loop computes them (Task.lossGradsAndStatistics) only then.
+   * Whether the next update from `state` reads `context.layerStatistics`: a training loop computes
+   * them (Task.lossGradsAndStatistics) only then.
    */
-  wantsLayerStatistics(step: number): boolean {
-    return this.layerStatistics !== undefined && readsStatisticsAt(this.layerStatistics, step);
+  wantsLayerStatistics(state: OptimizerState): boolean {
+    const reader = this.layerStatistics;
+    return reader !== undefined && readsStatisticsAt(reader.schedule, reader.clock(state.inner));
   }
 
   init(params: Params): OptimizerState {

@@ -18,7 +18,7 @@ export interface UpdateContext {
   /**
    * Per layer, its inputs and output gradients on this step's batch (src/optim/layerStatistics.ts),
    * for optimizers that precondition with them (MKOR) on the steps they ask for them
-   * (Optimizer.wantsLayerStatistics). Others ignore it.
+   * (Optimizer.wantsLayerStatistics(state)). Others ignore it.
    */
   layerStatistics?: LayerStatisticsMap;
 }

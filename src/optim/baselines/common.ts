@@ -7,7 +7,7 @@ import { clipByValue } from '../transforms/clipByValue.js';
 import { masked } from '../transforms/masked.js';
 import { field, matchesAny } from '../options.js';
 import { Optimizer } from '../optimizer.js';
-import type { LayerStatisticsSchedule } from '../layerStatistics.js';
+import type { LayerStatisticsReader } from '../layerStatistics.js';
 
 export type LearningRate = number | Schedule | ((count: number) => number);
 
@@ -96,7 +96,7 @@ export function makeOptimizer<O extends object>(
   name: string,
   options: O,
   transform: GradientTransformation,
-  layerStatistics?: LayerStatisticsSchedule,
+  layerStatistics?: LayerStatisticsReader,
 ): Optimizer<O> {
   return new Optimizer(name, options, transform, () => serializeOptions(name, options), layerStatistics);
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseOptions, type OptionsOf } from '../../schema/parseOptions.js';
 import { field } from '../options.js';
-import { scaleByMkor } from '../mkor/scaleByMkor.js';
+import { mkorClock, scaleByMkor } from '../mkor/scaleByMkor.js';
 import { identity } from '../transform.js';
 import { addDecayedWeights } from '../transforms/addDecayedWeights.js';
 import { clipByGlobalNorm } from '../transforms/clipByGlobalNorm.js';
@@ -95,7 +95,7 @@ function build(name: string, input: unknown, defaults: Partial<MkorOptions>) {
       ...firstOrder,
       scaleByLearningRate(o.learningRate),
     ]),
-    schedule,
+    { schedule, clock: mkorClock },
   );
 }
 
@@ -105,7 +105,7 @@ function build(name: string, input: unknown, defaults: Partial<MkorOptions>) {
  * raw gradient's norm, with A⁻¹ and G⁻¹ refreshed every `updateEvery` updates by decayed rank-1
  * Sherman–Morrison updates from the layer's mean input and output gradient; then a first-order
  * step: PyTorch SGD with momentum (default, as their ResNet runs) or LAMB (`firstOrder: 'lamb'`,
- * as their BERT runs). Needs `context.layerStatistics` on the steps `wantsLayerStatistics` names.
+ * as their BERT runs). Needs `context.layerStatistics` on the updates for which `wantsLayerStatistics(state)` is true.
  */
 export function mkor(options: MkorOptions) {
   return build('mkor', options, {});

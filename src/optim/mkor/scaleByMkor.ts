@@ -7,6 +7,7 @@
 // first-order optimizer that follows.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../../tree/params.js';
+import { stateLeafPaths, stateLeaves, type StateTree } from '../../tree/stateTree.js';
 import { printable } from '../../text/printable.js';
 import { readsStatisticsAt, type LayerSpec, type LayerStatisticsSchedule } from '../layerStatistics.js';
 import type { GradientTransformation } from '../transform.js';
@@ -15,8 +16,8 @@ import { inputVector, outputGradVector } from './statistics.js';
 import { initialHybridState, updateHybrid, type HybridOptions, type HybridState } from './hybridSwitch.js';
 
 export type MkorState = {
-  /** Updates done so far (the reference's `steps`). */
-  step: number;
+  /** Updates done so far (the reference's `steps`); named so that mkorClock finds it in any chain. */
+  mkorStep: number;
   /** Per layer (by kernel name) its inverse factors and reset flags (factors.ts LayerFactors). */
   factors: { [layer: string]: { [part: string]: tf.Tensor } };
   /** MKOR-H's switch state (hybridSwitch.ts), or null for plain MKOR. */
@@ -72,17 +73,17 @@ export function scaleByMkor(
         const f = initialFactors(P, dims.fanIn + (spec.bias === null ? 0 : 1), dims.fanOut);
         factors[spec.kernel] = { ...f };
       }
-      return { step: 0, factors, hybrid: hybrid === null ? null : initialHybridState(members) };
+      return { mkorStep: 0, factors, hybrid: hybrid === null ? null : initialHybridState(members) };
     },
 
     update(updates, state, _params, context) {
-      const t = state.step;
+      const t = state.mkorStep;
       const refresh = readsStatisticsAt(schedule, t);
       const stats = context?.layerStatistics;
       if (refresh && stats === undefined) {
         throw new Error(
           `mkor: update ${t} refreshes the factors (every ${schedule.every} updates${schedule.warmupSteps > 0 ? `, and each of the first ${schedule.warmupSteps}` : ''}), so it needs context.layerStatistics; ` +
-            `compute them on the steps optimizer.wantsLayerStatistics(step) names (Task.lossGradsAndStatistics)`,
+            `compute them whenever optimizer.wantsLayerStatistics(state) says so (Task.lossGradsAndStatistics)`,
         );
       }
       let switchState: HybridState | null = null;
@@ -130,7 +131,15 @@ export function scaleByMkor(
         out[spec.kernel] = unlessSwitched(kernelGrad, tf.reshape(pre.kernel, kernelGrad.shape));
         if (spec.bias !== null) out[spec.bias] = unlessSwitched(updates[spec.bias]!, tf.reshape(pre.bias!, updates[spec.bias]!.shape));
       }
-      return { updates: out, state: { step: t + 1, factors, hybrid: switchState } };
+      return { updates: out, state: { mkorStep: t + 1, factors, hybrid: switchState } };
     },
   };
+}
+
+/** MKOR's update count from an optimizer state holding one scaleByMkor state (at any depth of chains and wrappers). */
+export function mkorClock(inner: StateTree): number {
+  const i = stateLeafPaths(inner).findIndex((p) => p === 'mkorStep' || p.endsWith('/mkorStep'));
+  const count = i < 0 ? undefined : stateLeaves(inner)[i];
+  if (typeof count !== 'number') throw new Error('mkor: the optimizer state holds no MKOR update count');
+  return count;
 }
