@@ -17,6 +17,7 @@ import { taskFromName } from '../tasks/registry.js';
 import type { Task } from '../tasks/types.js';
 import { runBenchUnit } from '../src/evaluate/benchRun.js';
 import { add, eye, inv, maxAbs, mul, outer, scale, worstRel, type Mat } from './helpers/matrix64.js';
+import { refStep, type RefLayer } from './helpers/mkorReference.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm', log: () => {} });
@@ -140,17 +141,12 @@ function factorLeaf(state: OptimizerState, kernel: string, part: string): tf.Ten
 /** The authors' algorithm for one member, float64: their layout (W [out, in], bias last column), explicit inverses for the factors. */
 class ReferenceMkor {
   private t = 0;
-  private readonly layers = new Map<string, { A: Mat; G: Mat; rA: boolean; rG: boolean }>();
+  private readonly layers = new Map<string, RefLayer>();
   private readonly buf = new Map<string, number[]>();
   constructor(
     private readonly specs: LayerSpec[],
     private readonly o: { lr: number; momentum: number; weightDecay: number; every: number; warmup: number },
   ) {}
-
-  /** Decayed factor update F ← inv(inv(0.95F + 0.05I) + v vᵀ). */
-  private static update(F: Mat, v: number[]): Mat {
-    return inv(add(inv(add(scale(F, 0.95), scale(eye(F.length), 0.05))), outer(v, v)));
-  }
 
   /** One step: the updates to add, by name (the member's own gradients, parameters and statistics rows). */
   step(
@@ -172,11 +168,7 @@ class ReferenceMkor {
         const a = Array.from({ length: fanIn }, (_, i) => x.reduce((sum, row) => sum + clip(row[i]!), 0) / N);
         if (withBias) a.push(1);
         const g = Array.from({ length: fanOut }, (_, j) => dy.reduce((sum, row) => sum + clip(N * row[j]!), 0) / N);
-        s = { ...s };
-        if (s.rA) [s.A, s.rA] = [eye(s.A.length), false];
-        else if (maxAbs((s.A = ReferenceMkor.update(s.A, a))) > 2) s.rA = s.rG = true;
-        if (s.rG) [s.G, s.rG] = [eye(s.G.length), false];
-        else if (maxAbs((s.G = ReferenceMkor.update(s.G, g))) > 2) s.rA = s.rG = true;
+        s = refStep(s, a, g);
         this.layers.set(spec.kernel, s);
       }
       // Gm [out, in (+1)] from our [in, out] kernel gradient and the bias.

@@ -6,49 +6,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
 import { Rng } from '../src/random/rng.js';
 import { add, eye, inv, maxAbs, mul, scale, tr, worstRel, type Mat } from './helpers/matrix64.js';
+import { refStep, refUpdate, type RefLayer } from './helpers/mkorReference.js';
 import { initialFactors, preconditionDense, shermanMorrisonDecayed, updateFactors, type LayerFactors } from '../src/optim/mkor/factors.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm', log: () => {} });
 });
-
-/** The reference's update of one inverse factor: inv(inv(0.95F + 0.05I) + v vᵀ), by explicit inverses. */
-function refUpdate(F: Mat, v: number[]): Mat {
-  const M = add(scale(F, 0.95), scale(eye(F.length), 0.05));
-  return inv(
-    add(
-      inv(M),
-      v.map((x) => v.map((y) => x * y)),
-    ),
-  );
-}
-
-interface RefLayer {
-  A: Mat;
-  G: Mat;
-  rA: boolean;
-  rG: boolean;
-}
-
-/** mkor.py's per-layer update step (A before G, a trip flags both, a reset discards the vector). */
-function refStep(s: RefLayer, a: number[], g: number[]): RefLayer {
-  let { A, G, rA, rG } = s;
-  if (rA) {
-    A = eye(A.length);
-    rA = false;
-  } else {
-    A = refUpdate(A, a);
-    if (maxAbs(A) > 2) rA = rG = true;
-  }
-  if (rG) {
-    G = eye(G.length);
-    rG = false;
-  } else {
-    G = refUpdate(G, g);
-    if (maxAbs(G) > 2) rA = rG = true;
-  }
-  return { A, G, rA, rG };
-}
 
 const matsOf = (t: tf.Tensor): Mat[] => {
   const [P, r, c] = t.shape as [number, number, number];

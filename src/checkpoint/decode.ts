@@ -14,7 +14,7 @@ export interface LoadOptions {
 }
 
 /** The size limit's message, shared by the file reader and the byte decoder. */
-export function tooLarge(label: string, size: number, maxBytes: number): CheckpointError {
+export function tooLarge(label: string, size: number | string, maxBytes: number): CheckpointError {
   return new CheckpointError(
     label,
     undefined,

@@ -1,6 +1,6 @@
 // Loading a learned optimizer where there are URLs and bytes but no files (a browser): fetch() with
 // the same size limit as the file reader, then the same validation.
-import type { LoadOptions } from '../checkpoint/decode.js';
+import { tooLarge, type LoadOptions } from '../checkpoint/decode.js';
 import { CheckpointError } from '../checkpoint/error.js';
 import { DEFAULT_MAX_BYTES } from '../checkpoint/format.js';
 import { printable } from '../text/printable.js';
@@ -9,11 +9,7 @@ import { decodeLearnedOptimizer, type LoadedLearnedOptimizer } from './decode.js
 /** The response body, refused as soon as it is known to exceed `maxBytes` (Content-Length, else while streaming). */
 async function cappedBody(response: Response, label: string, maxBytes: number): Promise<Uint8Array> {
   const refuse = (size: number | string): never => {
-    throw new CheckpointError(
-      label,
-      undefined,
-      `the file is ${size} bytes, over the ${maxBytes}-byte limit; refusing to read it (raise maxBytes if it is a trusted checkpoint)`,
-    );
+    throw tooLarge(label, size, maxBytes);
   };
   const declared = Number(response.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) refuse(declared);
