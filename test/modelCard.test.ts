@@ -21,11 +21,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const recipe = (name: string, outerSteps: number) =>
+const recipe = (name: string, outerSteps: number, config: Record<string, boolean> = {}) =>
   parseRecipe(
     {
       name,
-      learnedOptimizer: { arch: 'small_fc_lopt', config: {} },
+      learnedOptimizer: { arch: 'small_fc_lopt', config },
       estimators: [
         {
           type: 'truncated-pes',
@@ -64,7 +64,30 @@ describe('model card', () => {
   it('refuses an unfinished run', async () => {
     const runDir = join(dir, 'unfinished');
     await metaTrain({ recipe: recipe('card-test', 4), runDir, run: async (i) => runTruncationUnit(i), workers: 0, backend: 'wasm', stopAfter: 2 });
-    await expect(writeModelCard({ name: 'x', runDir, outDir: join(dir, 'out0') })).rejects.toThrow(/has not finished \(2 of 4 outer steps\)/);
+    await expect(writeModelCard({ name: 'x', runDir, outDir: join(dir, 'out0') })).rejects.toThrow(
+      /has not finished \(2 of 4 outer steps\); continue it first, or ship it as stopped early \(--stopped-early\)/,
+    );
+    expect(existsSync(join(dir, 'out0'))).toBe(false);
+  });
+
+  it('ships a run stopped early only when told so, and says so', async () => {
+    const run = async (i: Parameters<typeof runTruncationUnit>[0]) => runTruncationUnit(i);
+    const runDir = join(dir, 'stopped');
+    await metaTrain({ recipe: recipe('card-stopped', 5), runDir, run, workers: 0, backend: 'wasm', stopAfter: 3 });
+    const out = join(dir, 'out-stopped');
+    const { card, checkpoint } = await writeModelCard({ name: 'stopped', runDir, stoppedEarly: true, outDir: out });
+    expect(card).toContain('| outer steps | 3 |');
+    expect(card).toContain("| stopped early | at outer step 3 of the recipe's 5 |");
+    expect(card).toContain('--run runs/card-stopped --stopped-early');
+    const lo = await loadLearnedOptimizer(checkpoint);
+    expect(lo.checkpoint.eval!['metaTraining']).toMatchObject({ outerSteps: 3, plannedOuterSteps: 5 });
+    lo.dispose();
+    // A finished run is not "stopped early".
+    const finished = join(dir, 'finished');
+    await metaTrain({ recipe: recipe('card-finished', 2), runDir: finished, run, workers: 0, backend: 'wasm' });
+    await expect(writeModelCard({ name: 'x', runDir: finished, stoppedEarly: true, outDir: join(dir, 'out-finished') })).rejects.toThrow(
+      /ran all 2 outer steps; it was not stopped early/,
+    );
   });
 
   it('refuses a run whose recipe differs from the committed recipe of the same name', async () => {
@@ -81,7 +104,7 @@ describe('model card', () => {
     const twinDir = join(dir, 'twin');
     const run = async (i: Parameters<typeof runTruncationUnit>[0]) => runTruncationUnit(i);
     await metaTrain({ recipe: recipe('card-test', 6), runDir, run, workers: 0, backend: 'wasm' });
-    await metaTrain({ recipe: recipe('card-test-sp', 6), runDir: twinDir, run, workers: 0, backend: 'wasm' });
+    await metaTrain({ recipe: recipe('card-test-sp', 6, { mup: false }), runDir: twinDir, run, workers: 0, backend: 'wasm' });
     const benchDir = join(dir, 'bench');
     const task = (name: string, axis: string, factor: number, mine: number, twin: number, adam: number, parametrization: 'mup' | 'sp' = 'mup') => ({
       task: name,
@@ -122,7 +145,17 @@ describe('model card', () => {
     expect(card).toContain('`meta-train/card-test.json`');
     expect(card).toContain('| outer steps | 6 |');
     // Wins: mlp-a (0.5 < 0.7, 0.8) and mlp-c (0.3 < 0.35, 0.45); not mlp-a-sp (0.65 > 0.6), mlp-b nor mlp-b-sp.
-    expect(card).toMatch(/on 2 of 5 tasks \(40%\)\.\*\* The target was 60%: not met/);
+    expect(card).toContain('on 2 of 5 tasks (40%)**; on the tasks of its own parametrization (μP): 2 of 3 (67%).');
+    // Goals on its own (μP) tasks: 2 of 3 ≥ 60%; width 0.9 / 0.8 > 1; horizon 0.3 / 0.35 ≤ 1.2; no
+    // divergence; at ×32 not below its twin (0.9 vs 0.85); ×16 is not in the suite, so no row.
+    expect(card).toContain('### Goals: 3 of 5 met');
+    expect(card).toContain("| lower final training loss than every tuned baseline on ≥ 60% of the suite's μP tasks | 2 of 3 (67%) | yes |");
+    expect(card).toContain('| width axis: geometric mean of final loss / best tuned ≤ 1.00× | 1.13× over 1 task | **no** |');
+    expect(card).toContain(`| horizon axis: geometric mean of final loss / best tuned ≤ 1.20× | ${(0.3 / 0.35).toFixed(2)}× over 1 task | yes |`);
+    expect(card).toContain('| no divergence on any task | none of 5 | yes |');
+    expect(card).toContain('| ×32 width: μP on μP lower than its SP twin on SP | 0.9000 vs 0.8500 | **no** |');
+    expect(card).not.toContain('×16 width');
+    expect(card).not.toContain('baseline axis: geometric mean');
     expect(card).toMatch(/\| mlp-b \| width \| 32 \| 10 \| 0\.9000 \| adam \| 0\.8000 \| 1\.13× \| no \|/);
     // Per axis: the baseline axis has 2 tasks, 1 win; geometric mean of 0.5/0.7 and 0.65/0.6.
     expect(card).toContain(`| baseline | 2 | 1 | ${Math.sqrt((0.5 / 0.7) * (0.65 / 0.6)).toFixed(2)}× | 0 |`);
@@ -131,14 +164,17 @@ describe('model card', () => {
     expect(card).toContain('| 1024 | 32 | 0.9000 | 0.8500 | no | 1.100 | 1.200 |');
     expect(card).toContain('At the widest width (×32) mulo-test is **not lower**');
     expect(card).toContain(
-      'npx lopt bench --suite generalization --optimizers adam,lamb,lopt:mulo-test,lopt:mulo-test-sp --budget 7 --seeds 1 --out runs/bench-generalization',
+      `npx lopt bench --suite generalization --optimizers adam,lamb,lopt:mulo-test,lopt:mulo-test-sp --budget 7 --seeds 1 --out ${benchDir}`,
     );
     expect(existsSync(join(out, 'mulo-test-meta-loss.svg'))).toBe(true);
     expect(await readFile(join(out, 'mulo-test-meta-loss.svg'), 'utf8')).toMatch(/^<svg/);
     // The twin ships beside it with its own card and evaluation.
     expect(written.twin?.checkpoint).toBe(join(out, 'mulo-test-sp.lopt'));
     expect(written.twin?.card).toContain('The SP twin of [mulo-test](mulo-test.md)');
-    expect(written.twin?.card).toMatch(/on 3 of 5 tasks \(60%\)\.\*\* The target was 60%: met/);
+    // The twin's goals are its own (SP) tasks' share, 50%: mlp-a-sp (0.55 < 0.6) yes, mlp-b-sp no.
+    expect(written.twin?.card).toContain('on 3 of 5 tasks (60%)**; on the tasks of its own parametrization (SP): 1 of 2 (50%).');
+    expect(written.twin?.card).toContain("| lower final training loss than every tuned baseline on ≥ 50% of the suite's SP tasks | 1 of 2 (50%) | yes |");
+    expect(written.twin?.card).toContain('### Goals: 2 of 2 met');
     // The shipped checkpoint loads by path and carries no training state, only theta and its evaluation.
     const lo = await loadLearnedOptimizer(checkpoint);
     expect(lo.checkpoint.training).toBeUndefined();
@@ -179,5 +215,68 @@ describe('model card', () => {
     await expect(writeModelCard({ name: 'x', runDir: join(dir, 'machine-a'), continuation: join(dir, 'nope.lopt'), outDir: out })).rejects.toThrow(
       /does not exist/,
     );
+    shipped.dispose();
+    chosen.dispose();
+
+    // On a fresh machine only the committed files remain: the continuation file, its recipe, the
+    // snapshots and the model selection's results.
+    const recipeFile = join(dir, 'card-continued.json');
+    await writeFile(recipeFile, JSON.stringify(r));
+    const snapshots = [2, 4].map((n) => join(dir, 'continued.snapshots', `step-0000000${n}.lopt`));
+    const selectionDir = join(dir, 'select');
+    await import('node:fs/promises').then((fs) => fs.mkdir(selectionDir, { recursive: true }));
+    const selTask = (name: string, adam: number, mine: [number, number]) => ({
+      task: name,
+      axis: null,
+      factor: null,
+      steps: 10,
+      family: 'mlp',
+      width: 32,
+      depth: 1,
+      batchSize: 128,
+      parametrization: 'mup' as const,
+      results: [result('adam', adam), result(`lopt:${snapshots[0]}`, mine[0], 'learned'), result(`lopt:${snapshots[1]}`, mine[1], 'learned')],
+      adamEnvelope: [],
+    });
+    const selection: BenchResults = {
+      format: 'lopt-bench',
+      version: 1,
+      suite: 'meta-validation',
+      createdAt: new Date().toISOString(),
+      backend: 'wasm',
+      seeds: 1,
+      budget: 7,
+      maxGridExtensions: 3,
+      optimizers: ['adam', ...snapshots.map((c) => `lopt:${c}`)],
+      // Step 2: ratios 1.2 and 1.5; step 4: 0.9 and 1.0, the lower geometric mean.
+      tasks: [selTask('val-a', 1, [1.2, 0.9]), selTask('val-b', 2, [3, 2])],
+    };
+    await writeFile(join(selectionDir, 'results.json'), JSON.stringify(selection));
+    const notes = join(dir, 'notes.md');
+    await writeFile(notes, 'The next lever is *not* more steps.\n');
+    const fresh = join(dir, 'out-fresh');
+    const base = { name: 'continued-test', recipe: recipeFile, continuation: file, selectionDir, outDir: fresh };
+    // The shipped theta must be the one the selection chose.
+    await expect(writeModelCard({ ...base, theta: snapshots[0]! })).rejects.toThrow(/selected .*step-00000004\.lopt; ship that theta/);
+    const written = await writeModelCard({ ...base, theta: snapshots[1]!, notes });
+    expect(written.card).toContain('## Model selection');
+    expect(written.card).toContain('| **step-00000004.lopt** | 4 | **0.949** | 0.900 | 1.000 |');
+    expect(written.card).toContain(`| step-00000002.lopt | 2 | ${Math.sqrt(1.2 * 1.5).toFixed(3)} | 1.200 | 1.500 |`);
+    expect(written.card).toContain('## Notes\n\nThe next lever is *not* more steps.');
+    expect(written.card).toContain(`--recipe meta-train/card-continued.json --continuation ${file} --theta ${snapshots[1]} --selection ${selectionDir}`);
+    expect(written.card).toContain(`npx lopt select --suite meta-validation --seeds 1 --budget 7 --out ${selectionDir} ${join(dir, 'continued.snapshots')}`);
+    // Neither a run folder nor a recipe: refused, naming what is needed. Notes with HTML: refused.
+    await expect(writeModelCard({ name: 'x', continuation: file, outDir: fresh })).rejects.toThrow(
+      /needs its run folder \(--run\), or its continuation file and recipe/,
+    );
+    await writeFile(notes, 'an <img src=x onerror=alert(1)> image');
+    await expect(writeModelCard({ ...base, theta: snapshots[1]!, notes, outDir: join(dir, 'out-html') })).rejects.toThrow(/holds HTML/);
+    // A terminal escape is refused; CRLF line breaks and tabs are text.
+    await writeFile(notes, 'colours \u001b[31mred');
+    await expect(writeModelCard({ ...base, theta: snapshots[1]!, notes, outDir: join(dir, 'out-esc') })).rejects.toThrow(/control characters/);
+    await writeFile(notes, 'line one\r\n\tline two\r\n');
+    await writeModelCard({ ...base, theta: snapshots[1]!, notes, outDir: join(dir, 'out-crlf') });
+    expect(await readFile(join(dir, 'out-crlf', `${base.name}.md`), 'utf8')).toContain('line one');
+    expect(existsSync(join(dir, 'out-html'))).toBe(false);
   });
 });

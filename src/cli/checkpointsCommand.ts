@@ -18,7 +18,7 @@ export async function describeShippedCheckpoints(): Promise<string[]> {
       ? `lower final loss than every tuned baseline on ${ev.bench.lowerFinalLossThanEveryTunedBaseline} of ${ev.bench.tasks} ${ev.bench.suite ?? ''} tasks`
       : 'not evaluated';
     lines.push(
-      `${name.padEnd(16)} ${lo.learnedOptimizer.arch} ${JSON.stringify(lo.learnedOptimizer.config)}, recipe ${p.recipe ?? '?'} (${p.outerStep ?? '?'} outer steps); ${bench}; card: checkpoints/${name}.md`,
+      `${name.padEnd(16)} ${lo.learnedOptimizer.arch} ${JSON.stringify(lo.learnedOptimizer.config)}, recipe ${p.recipe ?? '?'} (theta of outer step ${p.outerStep ?? '?'} of ${ev.metaTraining?.outerSteps ?? '?'}); ${bench}; card: checkpoints/${name}.md`,
     );
     lo.dispose();
   }

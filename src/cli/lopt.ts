@@ -11,7 +11,7 @@ import { workerCommand } from './workerCommand.js';
 import { parseQueueUrl } from '../distributed/queueUrl.js';
 import { benchCommand, evalCommand, selectCommand } from './benchCommand.js';
 import { DEFAULT_BENCH_OPTIMIZERS } from '../evaluate/runBench.js';
-import { writeModelCard } from '../evaluate/modelCard.js';
+import { writeModelCard, type CardRun } from '../evaluate/modelCard.js';
 import { shippedCheckpointDir } from '../lopt/io.js';
 import { printableMessage } from '../text/printable.js';
 import { SHIPPED_SUITES } from '../../tasks/suites.js';
@@ -230,52 +230,83 @@ program
     },
   );
 
+interface CardRunFlags {
+  run?: string;
+  recipe?: string;
+  continuation?: string;
+  theta?: string;
+  stoppedEarly?: boolean;
+  selection?: string;
+}
+
+/** One run of `lopt card` (the main one, or the twin from its --twin-* flags) as writeModelCard takes it. */
+function cardRun(name: string, f: CardRunFlags): CardRun {
+  return {
+    name,
+    ...(f.run !== undefined ? { runDir: f.run } : {}),
+    ...(f.recipe !== undefined ? { recipe: f.recipe } : {}),
+    ...(f.continuation !== undefined ? { continuation: f.continuation } : {}),
+    ...(f.theta !== undefined ? { theta: f.theta } : {}),
+    ...(f.stoppedEarly === true ? { stoppedEarly: true } : {}),
+    ...(f.selection !== undefined ? { selectionDir: f.selection } : {}),
+  };
+}
+
 program
   .command('card')
-  .description("ship a finished meta-training run: its theta as <out>/<name>.lopt and a model card <name>.md built from the run's files and a bench")
+  .description(
+    "ship a meta-training run: its theta as <out>/<name>.lopt and a model card <name>.md built from the run's files, its model selection and a bench",
+  )
   .requiredOption('--name <name>', 'shipped name, e.g. mulo-mnist')
-  .requiredOption('--run <runDir>', 'the finished meta-training run folder')
+  .option('--run <runDir>', 'the meta-training run folder (or give --continuation with --recipe)')
+  .option('--recipe <file>', 'the recipe of a run shipped from its continuation file alone (no run folder)')
   .option('--continuation <file>', "the run's continuation file, when it was continued over machines (its history and segments go in the card)")
   .option('--theta <file>', "ship this theta (e.g. the snapshot lopt select chose) instead of the run's final one")
+  .option('--stopped-early', "the run was stopped before its recipe's outer steps; the card says so")
+  .option('--selection <dir>', 'a lopt select output folder: its table goes in the card, and --theta must be the candidate it chose')
   .option('--twin-name <name>', "the SP twin's shipped name")
   .option('--twin <runDir>', "the SP twin's run folder")
+  .option('--twin-recipe <file>', "the SP twin's recipe (with --twin-continuation, no run folder)")
   .option('--twin-continuation <file>', "the SP twin's continuation file")
   .option('--twin-theta <file>', "the SP twin's theta to ship")
+  .option('--twin-stopped-early', 'the SP twin was stopped early')
+  .option('--twin-selection <dir>', "the SP twin's lopt select output folder")
   .option('--bench <dir>', 'a lopt bench output folder whose results include lopt:<name>')
+  .option('--notes <file>', "a markdown file of the authors' notes (what was measured beyond the tables, the next lever)")
   .option('--out <dir>', "where to write (default: the package's checkpoints/ folder)")
   .action(
-    async (o: {
-      name: string;
-      run: string;
-      continuation?: string;
-      theta?: string;
-      twinName?: string;
-      twin?: string;
-      twinContinuation?: string;
-      twinTheta?: string;
-      bench?: string;
-      out?: string;
-    }) => {
-      if ((o.twin === undefined) !== (o.twinName === undefined)) throw new Error('card: --twin and --twin-name go together');
-      if (o.twin === undefined && (o.twinContinuation !== undefined || o.twinTheta !== undefined))
-        throw new Error('card: --twin-continuation and --twin-theta need --twin');
+    async (
+      o: CardRunFlags & {
+        name: string;
+        twinName?: string;
+        twin?: string;
+        twinRecipe?: string;
+        twinContinuation?: string;
+        twinTheta?: string;
+        twinStoppedEarly?: boolean;
+        twinSelection?: string;
+        bench?: string;
+        notes?: string;
+        out?: string;
+      },
+    ) => {
+      const twinFlags: CardRunFlags = {
+        ...(o.twin !== undefined ? { run: o.twin } : {}),
+        ...(o.twinRecipe !== undefined ? { recipe: o.twinRecipe } : {}),
+        ...(o.twinContinuation !== undefined ? { continuation: o.twinContinuation } : {}),
+        ...(o.twinTheta !== undefined ? { theta: o.twinTheta } : {}),
+        ...(o.twinStoppedEarly === true ? { stoppedEarly: true } : {}),
+        ...(o.twinSelection !== undefined ? { selection: o.twinSelection } : {}),
+      };
+      if (o.twinName === undefined && Object.keys(twinFlags).length > 0) throw new Error('card: the --twin-* options need --twin-name');
+      if (o.twinName !== undefined && twinFlags.run === undefined && twinFlags.continuation === undefined)
+        throw new Error("card: --twin-name needs the twin's run folder (--twin) or continuation file (--twin-continuation)");
       const { checkpoint } = await writeModelCard({
-        name: o.name,
-        runDir: o.run,
-        ...(o.continuation ? { continuation: o.continuation } : {}),
-        ...(o.theta ? { theta: o.theta } : {}),
+        ...cardRun(o.name, o),
         outDir: o.out ?? shippedCheckpointDir(),
-        ...(o.twin && o.twinName
-          ? {
-              twin: {
-                name: o.twinName,
-                runDir: o.twin,
-                ...(o.twinContinuation ? { continuation: o.twinContinuation } : {}),
-                ...(o.twinTheta ? { theta: o.twinTheta } : {}),
-              },
-            }
-          : {}),
-        ...(o.bench ? { benchDir: o.bench } : {}),
+        ...(o.twinName !== undefined ? { twin: cardRun(o.twinName, twinFlags) } : {}),
+        ...(o.bench !== undefined ? { benchDir: o.bench } : {}),
+        ...(o.notes !== undefined ? { notes: o.notes } : {}),
       });
       console.log(`wrote ${checkpoint} and its card`);
     },

@@ -3,33 +3,42 @@
 // the card is typed by hand: every number comes from those files.
 import { existsSync } from 'node:fs';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/index.js';
 import type { Checkpoint, JsonValue } from '../checkpoint/format.js';
 import { familyFromSpec } from '../../tasks/families.js';
 import { loadRecipe, recipeHash, type Recipe } from '../meta/recipe.js';
-import { runPaths } from '../meta/runDir.js';
+import { listCheckpoints, runPaths } from '../meta/runDir.js';
 import { readContinuation, type Segment } from '../meta/continuation.js';
 import { createLearnedOptimizer } from '../lopt/registry.js';
 import { renderSvg } from './report/renderSvg.js';
 import { formatLoss } from './report/format.js';
 import { axisSummaries, evaluationRows, twinRows } from './cardEvaluation.js';
 import type { BenchResults } from './results.js';
+import { pickLowest, scoreCandidates } from './selectModel.js';
+import { cardGoals, type Parametrization } from './cardGoals.js';
+import { hasControlCharacters } from '../text/printable.js';
 
 export interface CardRun {
   /** Shipped name, e.g. 'mulo-mnist' (checkpoints/<name>.lopt). */
   name: string;
-  /** The run folder of the run's last segment (its recipe.json and final theta). */
-  runDir: string;
+  /** The run folder of the run's last segment (its recipe.json, metrics and final theta). */
+  runDir?: string;
   /**
    * The continuation file of a run continued over several machines (`meta-train --continuation`):
    * the card then takes the per-step history and every segment (commit, steps, wall time) from it,
-   * rather than the last run folder's metrics.
+   * rather than the last run folder's metrics. With `recipe`, it needs no run folder at all.
    */
   continuation?: string;
+  /** The recipe file of a continued run shipped without a run folder (its hash must be the continuation's). */
+  recipe?: string;
   /** Ship this theta (e.g. the snapshot `lopt select` chose) instead of the run's final one. */
   theta?: string;
+  /** The run was stopped before its recipe's outer steps (on model-selection evidence): the card says so. */
+  stoppedEarly?: boolean;
+  /** A `lopt select` output folder: the card shows its table, and `theta` must be the candidate it chose. */
+  selectionDir?: string;
 }
 
 export interface ModelCardOptions extends CardRun {
@@ -37,6 +46,8 @@ export interface ModelCardOptions extends CardRun {
   twin?: CardRun;
   /** A `lopt bench` output folder whose results include lopt:<name> (and the twin). */
   benchDir?: string;
+  /** A markdown file of the authors' notes (what was measured beyond the tables, the next lever), printed as a section of the card. */
+  notes?: string;
   /** Where the checkpoint, card and plot go (the package's checkpoints/ folder). */
   outDir: string;
 }
@@ -66,13 +77,13 @@ function committedRecipePath(name: string): string {
 }
 
 /** A card names `meta-train/<name>.json` as its recipe: when that file exists, the run must have used it. */
-async function checkCommittedRecipe(runDir: string, recipe: Recipe): Promise<void> {
+async function checkCommittedRecipe(source: string, recipe: Recipe): Promise<void> {
   const path = committedRecipePath(recipe.name ?? '');
   if (!existsSync(path)) return;
   const committed = (await loadRecipe(path)).recipe;
   if (recipeHash(committed) !== recipeHash(recipe)) {
     throw new Error(
-      `card: the run in ${runDir} used a recipe named '${recipe.name}' that differs from meta-train/${recipe.name}.json; a card must name the recipe that produced it`,
+      `card: the run in ${source} used a recipe named '${recipe.name}' that differs from meta-train/${recipe.name}.json; a card must name the recipe that produced it`,
     );
   }
 }
@@ -87,8 +98,14 @@ function trainingDistribution(recipe: Recipe): string[] {
 }
 
 async function runSummary(run: CardRun) {
-  const { recipe } = await loadRecipe(runPaths(run.runDir).recipe);
-  await checkCommittedRecipe(run.runDir, recipe);
+  if (run.runDir === undefined && (run.continuation === undefined || run.recipe === undefined)) {
+    throw new Error(`card: ${run.name} needs its run folder (--run), or its continuation file and recipe (--continuation with --recipe)`);
+  }
+  if (run.runDir !== undefined && run.recipe !== undefined)
+    throw new Error(`card: ${run.name}: --recipe is for a continuation without a run folder; the run folder holds its recipe`);
+  const recipeFile = run.runDir !== undefined ? runPaths(run.runDir).recipe : run.recipe!;
+  const { recipe } = await loadRecipe(recipeFile);
+  await checkCommittedRecipe(run.runDir ?? recipeFile, recipe);
   let metrics: MetricsLine[];
   let segments: Segment[] = [];
   if (run.continuation !== undefined) {
@@ -99,17 +116,50 @@ async function runSummary(run: CardRun) {
     metrics = h.metaLoss.map((metaLoss, i) => ({ step: i + 1, metaLoss, metaGradNorm: h.metaGradNorm[i]!, seconds: h.seconds[i]! }));
     segments = continued.segments;
   } else {
-    metrics = await readMetrics(run.runDir);
+    metrics = await readMetrics(run.runDir!);
   }
-  const source = run.continuation ?? run.runDir;
-  if (metrics.length === 0 || metrics.at(-1)!.step !== recipe.outerSteps) {
-    throw new Error(`card: ${source} has not finished (${metrics.at(-1)?.step ?? 0} of ${recipe.outerSteps} outer steps); continue it first`);
+  const source = run.continuation ?? run.runDir!;
+  const trained = metrics.at(-1)?.step ?? 0;
+  if (trained === 0 || trained > recipe.outerSteps) throw new Error(`card: ${source} holds ${trained} outer steps; its recipe has ${recipe.outerSteps}`);
+  if (run.stoppedEarly === true && trained === recipe.outerSteps) throw new Error(`card: ${source} ran all ${trained} outer steps; it was not stopped early`);
+  if (run.stoppedEarly !== true && trained !== recipe.outerSteps) {
+    throw new Error(
+      `card: ${source} has not finished (${trained} of ${recipe.outerSteps} outer steps); continue it first, or ship it as stopped early (--stopped-early)`,
+    );
   }
-  const theta = await loadCheckpoint(run.theta ?? runPaths(run.runDir).theta);
+  const thetaFile = run.theta ?? (await latestTheta(run));
+  const theta = await loadCheckpoint(thetaFile);
   if (theta.arch !== recipe.learnedOptimizer.arch)
-    throw new Error(`card: ${run.theta} holds a ${theta.arch}, the recipe trains a ${recipe.learnedOptimizer.arch}`);
+    throw new Error(`card: ${thetaFile} holds a ${theta.arch}, the recipe trains a ${recipe.learnedOptimizer.arch}`);
+  if ((theta.provenance.outerStep ?? 0) > trained) {
+    throw new Error(`card: ${thetaFile} is from outer step ${theta.provenance.outerStep}, after the ${trained} steps ${source} holds`);
+  }
   const seconds = segments.length > 0 ? segments.reduce((t, g) => t + g.seconds, 0) : metrics.reduce((t, m) => t + m.seconds, 0);
-  return { run, recipe, metrics, theta, seconds, segments };
+  const selection = run.selectionDir !== undefined ? await readSelection(run.selectionDir, run.theta) : null;
+  return { run, recipe, metrics, trained, theta, seconds, segments, selection };
+}
+
+/** The run's latest theta: its final one, a stopped run's newest checkpoint, or the continuation file (itself a checkpoint). */
+async function latestTheta(run: CardRun): Promise<string> {
+  if (run.runDir === undefined) return run.continuation!;
+  const final = runPaths(run.runDir).theta;
+  if (existsSync(final) || run.stoppedEarly !== true) return final;
+  const newest = (await listCheckpoints(run.runDir)).at(-1);
+  if (newest === undefined) throw new Error(`card: ${run.runDir} holds no checkpoint to ship`);
+  return newest.path;
+}
+
+/** A `lopt select` output folder's scores; the shipped theta must be the candidate it chose. */
+async function readSelection(dir: string, theta: string | undefined) {
+  const results = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as BenchResults;
+  const candidates = results.optimizers.filter((o) => o.startsWith('lopt:')).map((o) => o.slice('lopt:'.length));
+  const scores = scoreCandidates(results, candidates);
+  const selected = pickLowest(scores);
+  if (theta === undefined || resolve(theta) !== resolve(selected)) {
+    throw new Error(`card: ${dir} selected ${selected}; ship that theta (--theta ${selected}), not ${theta ?? "the run's last one"}`);
+  }
+  const steps = await Promise.all(candidates.map(async (c) => (existsSync(c) ? ((await loadCheckpoint(c)).provenance.outerStep ?? null) : null)));
+  return { results, scores, selected, steps };
 }
 
 /** The segments of a continued run: where and how long each stretch of meta-training ran. */
@@ -121,10 +171,6 @@ function segmentLines(segments: Segment[]): string[] {
     ...segments.map((g, i) => `| ${i + 1} | ${g.commit.slice(0, 12)} | ${g.fromStep} → ${g.toStep} | ${hours(g.seconds)} | ${g.backend} |`),
     '',
   ];
-}
-
-function continuationFlag(s: { run: CardRun }): string {
-  return s.run.continuation === undefined ? '' : ` --continuation ${s.run.continuation}`;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -171,19 +217,49 @@ function metaLossPlot(name: string, runs: RunSummary[]) {
 const pct = (n: number, of: number) => `${((100 * n) / Math.max(of, 1)).toFixed(0)}%`;
 const ratioText = (r: number | null) => (r === null ? '—' : `${r.toFixed(2)}×`);
 
-/** The commands that reproduce a card: meta-training, the bench, and the card itself. */
+/** `lopt card` flags that name one run (`twin-` prefixed for the SP twin). */
+function cardRunFlags(s: RunSummary, twin: boolean): string {
+  const r = s.run;
+  const f = (flag: string) => (twin ? `--twin-${flag}` : `--${flag}`);
+  return [
+    twin ? `--twin-name ${r.name}` : `--name ${r.name}`,
+    r.runDir !== undefined ? `${twin ? '--twin' : '--run'} runs/${s.recipe.name}` : `${f('recipe')} meta-train/${s.recipe.name}.json`,
+    ...(r.continuation !== undefined ? [`${f('continuation')} ${r.continuation}`] : []),
+    ...(r.theta !== undefined ? [`${f('theta')} ${r.theta}`] : []),
+    ...(r.stoppedEarly === true ? [f('stopped-early')] : []),
+    ...(r.selectionDir !== undefined ? [`${f('selection')} ${r.selectionDir}`] : []),
+  ].join(' ');
+}
+
+function metaTrainLines(s: RunSummary): string[] {
+  const continued = s.run.continuation === undefined ? '' : ` --continuation ${s.run.continuation}`;
+  const line = `npx lopt meta-train --recipe meta-train/${s.recipe.name}.json --workers 1 --out runs/${s.recipe.name}${continued}`;
+  const stopped = s.run.stoppedEarly === true ? [`#   (stopped at outer step ${s.trained} of ${s.recipe.outerSteps})`] : [];
+  const sel = s.selection;
+  if (sel === null || s.run.selectionDir === undefined) return [line, ...stopped];
+  const candidates = sel.scores.map((c) => c.candidate);
+  const dirs = [...new Set(candidates.map((c) => dirname(c)))];
+  const named = dirs.length === 1 && candidates.every((c) => c.endsWith('.lopt')) ? dirs[0]! : candidates.join(' ');
+  return [
+    line,
+    ...stopped,
+    `npx lopt select --suite ${sel.results.suite} --seeds ${sel.results.seeds} --budget ${sel.results.budget} --out ${s.run.selectionDir} ${named}`,
+  ];
+}
+
+/** The commands that reproduce a card: meta-training, model selection, the bench, and the card itself. */
 function reproduceLines(o: ModelCardOptions, main: RunSummary, twin: RunSummary | null, results: BenchResults | null): string[] {
-  const runOf = (s: RunSummary) => `runs/${s.recipe.name}`;
-  const benchOut = results ? `runs/bench-${results.suite}` : null;
+  const benchOut = o.benchDir ?? (results ? `runs/bench-${results.suite}` : null);
   const card = [
-    `npx lopt card --name ${o.name} --run ${runOf(main)}`,
-    ...(twin ? [` --twin-name ${twin.run.name} --twin ${runOf(twin)}`] : []),
-    ...(benchOut ? [` --bench ${benchOut}`] : []),
+    `npx lopt card ${cardRunFlags(main, false)}`,
+    ...(twin ? [` ${cardRunFlags(twin, true)}`] : []),
+    ...(benchOut !== null && results ? [` --bench ${benchOut}`] : []),
+    ...(o.notes !== undefined ? [` --notes ${o.notes}`] : []),
   ].join('');
   return [
     '```sh',
-    `npx lopt meta-train --recipe meta-train/${main.recipe.name}.json --workers 1 --out ${runOf(main)}${continuationFlag(main)}`,
-    ...(twin ? [`npx lopt meta-train --recipe meta-train/${twin.recipe.name}.json --workers 1 --out ${runOf(twin)}${continuationFlag(twin)}`] : []),
+    ...metaTrainLines(main),
+    ...(twin ? metaTrainLines(twin) : []),
     ...(results
       ? [
           `npx lopt bench --suite ${results.suite} --optimizers ${results.optimizers.join(',')} --budget ${results.budget} --seeds ${results.seeds} --out ${benchOut}`,
@@ -194,14 +270,73 @@ function reproduceLines(o: ModelCardOptions, main: RunSummary, twin: RunSummary 
   ];
 }
 
-function evaluationLines(o: ModelCardOptions, results: BenchResults, twin: RunSummary | null): string[] {
+/** The model-selection table: every candidate's score and per-task ratios, the shipped one in bold. */
+function selectionLines(s: RunSummary): string[] {
+  const sel = s.selection;
+  if (sel === null) return [];
+  const tasks = sel.results.tasks.map((t) => t.task);
+  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'diverged');
+  return [
+    '## Model selection',
+    '',
+    `\`lopt select\` on the \`${sel.results.suite}\` suite (meta-validation tasks, none of them in the generalization suite; ${sel.results.backend}, ${sel.results.seeds} seed${sel.results.seeds > 1 ? 's' : ''}): each candidate theta one trial beside Adam tuned over ${sel.results.budget} learning rates. Score: the geometric mean over the tasks of final training loss / tuned Adam's (lower is better). Shipped: the lowest, in bold.`,
+    '',
+    `| candidate | outer step | score | ${tasks.join(' | ')} |`,
+    `| :--- | ---: | ---: | ${tasks.map(() => '---:').join(' | ')} |`,
+    ...sel.scores.map((c, i) => {
+      const b = (x: string) => (c.candidate === sel.selected ? `**${x}**` : x);
+      return `| ${b(basename(c.candidate))} | ${sel.steps[i] ?? '—'} | ${b(f(c.score))} | ${c.ratios.map(f).join(' | ')} |`;
+    }),
+    '',
+  ];
+}
+
+/** How to load it into model.fit: μP models pass their per-tensor scales, fraction features the planned steps. */
+function usageLines(name: string, config: Checkpoint['config']): string[] {
+  const mup = config['mup'] !== false;
+  const fraction = config['fractionFeatures'] === true;
+  const options = [...(mup ? ['mupScale: mupScaleFor(model)'] : []), ...(fraction ? ['totalSteps: epochs * stepsPerEpoch'] : [])];
+  return [
+    '```ts',
+    `import { loadLearnedOptimizer${mup ? ', mupMlp, mupScaleFor' : ''} } from 'lopt';`,
+    `const lo = await loadLearnedOptimizer('${name}');`,
+    ...(mup ? ['const model = mupMlp({ inputs: 64, hidden: [1024], outputs: 10 }); // a μP model'] : []),
+    ...(fraction ? ['// It reads the fraction of training done: tell it how many steps the run will take.'] : []),
+    `model.compile({ optimizer: lo.asTfjsOptimizer(${options.length > 0 ? `{ ${options.join(', ')} }` : ''}), loss: 'categoricalCrossentropy' });`,
+    '```',
+  ];
+}
+
+/** The authors' notes: plain markdown, printed as text (no raw HTML, no control characters). */
+async function readNotes(path: string): Promise<string> {
+  const text = await readFile(path, 'utf8');
+  if (text.length > 64_000) throw new Error(`card: --notes ${path} is ${text.length} characters; at most 64000 are allowed`);
+  // Line breaks (LF or CRLF) and tabs are text; any other control character is not.
+  if (hasControlCharacters(text.replace(/\r\n|\n|\t/g, ' '))) throw new Error(`card: --notes ${path} holds control characters; plain markdown text is allowed`);
+  if (/<[a-zA-Z!/]/.test(text)) throw new Error(`card: --notes ${path} holds HTML; plain markdown text is allowed`);
+  return text.trim();
+}
+
+function evaluationLines(o: ModelCardOptions, results: BenchResults, twin: RunSummary | null, own: Parametrization): string[] {
   const learned = `lopt:${o.name}`;
   const rows = evaluationRows(results, learned);
   const wins = rows.filter((r) => r.wins).length;
+  const ownRows = rows.filter((r) => r.task.parametrization === own);
+  const ownWins = ownRows.filter((r) => r.wins).length;
+  const tr = twin ? twinRows(results, learned, `lopt:${twin.run.name}`) : [];
+  const goals = cardGoals(rows, own, twin ? tr : null);
   const lines = [
     `\`lopt bench\` on the \`${results.suite}\` suite (${results.backend}, ${results.seeds} seed${results.seeds > 1 ? 's' : ''}): every tuned baseline (${results.optimizers.filter((n) => !n.startsWith('lopt:')).join(', ')}) gets ${results.budget} learning rates half a decade apart, extended past an edge up to ${results.maxGridExtensions} times, the same schedule and seeds, selected on inner-valid loss; the learned optimizer gets one trial.`,
     '',
-    `**Lower final training loss than every tuned baseline on ${wins} of ${rows.length} tasks (${pct(wins, rows.length)}).** The target was 60%: ${wins / Math.max(rows.length, 1) >= 0.6 ? 'met' : 'not met'}.`,
+    `**Lower final training loss than every tuned baseline on ${wins} of ${rows.length} tasks (${pct(wins, rows.length)})**; on the tasks of its own parametrization (${own === 'mup' ? 'μP' : 'SP'}): ${ownWins} of ${ownRows.length} (${pct(ownWins, ownRows.length)}).`,
+    '',
+    `### Goals: ${goals.filter((g) => g.met).length} of ${goals.length} met`,
+    '',
+    '| goal | measured | met? |',
+    '| :--- | :--- | :---: |',
+    ...goals.map((g) => `| ${g.goal} | ${g.measured} | ${g.met ? 'yes' : '**no**'} |`),
+    '',
+    '### Per axis and per task (every task it ran on, both parametrizations)',
     '',
     '| axis | tasks | lower than every tuned baseline | final loss / best tuned (geometric mean) | diverged |',
     '| :--- | ---: | ---: | ---: | ---: |',
@@ -217,7 +352,6 @@ function evaluationLines(o: ModelCardOptions, results: BenchResults, twin: RunSu
     'Final training loss: the smoothed training loss at the last step. The full report (curves, test loss and accuracy, speedups over Adam) is written by the bench command below.',
   ];
   if (twin) {
-    const tr = twinRows(results, learned, `lopt:${twin.run.name}`);
     if (tr.length > 0) {
       const widest = tr.at(-1)!;
       lines.push(
@@ -250,8 +384,9 @@ export async function writeModelCard(o: ModelCardOptions): Promise<ModelCard & {
   if (results && !results.optimizers.includes(`lopt:${o.name}`)) {
     throw new Error(`card: ${o.benchDir}/results.json has no results for lopt:${o.name} (it has ${results.optimizers.join(', ')})`);
   }
+  const notes = o.notes !== undefined ? await readNotes(o.notes) : null;
   await mkdir(o.outDir, { recursive: true });
-  const own = await writeOne(o.name, main, results, o, twin, null);
+  const own = await writeOne(o.name, main, results, o, twin, null, notes);
   if (!twin || !o.twin) return own;
   // The twin ships beside it, with its own card (without a comparison of its own).
   const twinCard = await writeOne(
@@ -261,6 +396,7 @@ export async function writeModelCard(o: ModelCardOptions): Promise<ModelCard & {
     { ...o.twin, outDir: o.outDir, ...(o.benchDir ? { benchDir: o.benchDir } : {}) },
     null,
     o.name,
+    null,
   );
   return { ...own, twin: twinCard };
 }
@@ -272,6 +408,7 @@ async function writeOne(
   o: ModelCardOptions,
   twin: RunSummary | null,
   twinOf: string | null,
+  notes: string | null,
 ): Promise<ModelCard> {
   const plot = await metaLossPlot(name, [s, ...(twin ? [twin] : [])]);
   await writeFile(join(o.outDir, plot.file), plot.svg);
@@ -283,7 +420,8 @@ async function writeOne(
   const evalSection: { [key: string]: JsonValue } = {
     metaTraining: {
       recipe: s.recipe.name ?? null,
-      outerSteps: s.recipe.outerSteps,
+      outerSteps: s.trained,
+      plannedOuterSteps: s.recipe.outerSteps,
       wallSeconds: Math.round(s.seconds),
       firstSteps: s.metrics.slice(0, RECORDED_FIRST_STEPS).map((m) => ({ step: m.step, metaLoss: m.metaLoss, metaGradNorm: m.metaGradNorm })),
     },
@@ -323,11 +461,7 @@ async function writeOne(
         ]
       : []),
     '',
-    '```ts',
-    `import { loadLearnedOptimizer } from 'lopt';`,
-    `const lo = await loadLearnedOptimizer('${name}');`,
-    `model.compile({ optimizer: lo.asTfjsOptimizer(), loss: 'categoricalCrossentropy' });`,
-    '```',
+    ...usageLines(name, s.theta.config),
     '',
     '## Meta-training',
     '',
@@ -336,8 +470,9 @@ async function writeOne(
     `| recipe | \`meta-train/${s.recipe.name}.json\` |`,
     `| commit | ${p.gitCommit ?? 'unknown'} |`,
     `| backend | ${p.backend ?? 'unknown'} |`,
-    `| outer steps | ${s.recipe.outerSteps} |`,
-    ...(s.theta.provenance.outerStep !== undefined && s.theta.provenance.outerStep !== s.recipe.outerSteps
+    `| outer steps | ${s.trained} |`,
+    ...(s.trained !== s.recipe.outerSteps ? [`| stopped early | at outer step ${s.trained} of the recipe's ${s.recipe.outerSteps} |`] : []),
+    ...(s.theta.provenance.outerStep !== undefined && s.theta.provenance.outerStep !== s.trained
       ? [`| shipped theta | outer step ${s.theta.provenance.outerStep} (chosen by model selection, \`lopt select\`) |`]
       : []),
     `| wall time (sum of outer-step times) | ${hours(s.seconds)}${s.segments.length > 0 ? `, in ${s.segments.length} segment${s.segments.length > 1 ? 's' : ''} (below)` : ''} |`,
@@ -360,9 +495,11 @@ async function writeOne(
     '## Evaluation',
     '',
     ...(results
-      ? evaluationLines({ ...o, name }, results, twin)
+      ? evaluationLines({ ...o, name }, results, twin, s.theta.config['mup'] === false ? 'sp' : 'mup')
       : ['Not evaluated yet: run `lopt bench --suite generalization` with this checkpoint and rebuild the card with `--bench`.']),
     '',
+    ...selectionLines(s),
+    ...(notes !== null ? ['## Notes', '', notes, ''] : []),
     '## Reproduce',
     '',
     'Same seeds, backend and commit → the same numbers; later commits may differ in float rounding (the meta-training run also resumes exactly from its checkpoints):',
