@@ -1,12 +1,12 @@
 // The model card is built from a finished run's files (and a bench's results), never by hand.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
 import { writeModelCard } from '../src/evaluate/modelCard.js';
-import type { BenchResults, OptimizerResult } from '../src/evaluate/results.js';
+import type { BenchResults, OptimizerResult, TaskResult } from '../src/evaluate/results.js';
 import { loadLearnedOptimizer } from '../src/lopt/io.js';
 import { parseRecipe } from '../src/meta/recipe.js';
 import { metaTrain } from '../src/meta/trainer.js';
@@ -60,6 +60,44 @@ const result = (optimizer: string, loss: number | null, kind: 'baseline' | 'lear
   seconds: 1,
 });
 
+/** One task's entry in a bench's results: an MLP of depth 1 and batch 128 holding `results`. */
+const taskResult = (
+  task: string,
+  results: OptimizerResult[],
+  o: { axis?: string; factor?: number; width?: number; parametrization?: 'mup' | 'sp' } = {},
+): TaskResult => ({
+  task,
+  axis: o.axis ?? null,
+  factor: o.factor ?? null,
+  steps: 10,
+  family: 'mlp',
+  width: o.width ?? 32,
+  depth: 1,
+  batchSize: 128,
+  parametrization: o.parametrization ?? 'mup',
+  results,
+  adamEnvelope: [],
+});
+
+/** Writes `<dir>/results.json` as `lopt bench` (or `lopt select`) would: 1 seed, 7 learning rates, wasm. */
+async function writeBench(dir: string, suite: string, optimizers: string[], tasks: TaskResult[]): Promise<BenchResults> {
+  const results: BenchResults = {
+    format: 'lopt-bench',
+    version: 1,
+    suite,
+    createdAt: new Date().toISOString(),
+    backend: 'wasm',
+    seeds: 1,
+    budget: 7,
+    maxGridExtensions: 3,
+    optimizers,
+    tasks,
+  };
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'results.json'), JSON.stringify(results));
+  return results;
+}
+
 describe('model card', () => {
   it('refuses an unfinished run', async () => {
     const runDir = join(dir, 'unfinished');
@@ -106,39 +144,24 @@ describe('model card', () => {
     await metaTrain({ recipe: recipe('card-test', 6), runDir, run, workers: 0, backend: 'wasm' });
     await metaTrain({ recipe: recipe('card-test-sp', 6, { mup: false }), runDir: twinDir, run, workers: 0, backend: 'wasm' });
     const benchDir = join(dir, 'bench');
-    const task = (name: string, axis: string, factor: number, mine: number, twin: number, adam: number, parametrization: 'mup' | 'sp' = 'mup') => ({
-      task: name,
-      axis,
-      factor,
-      steps: 10,
-      family: 'mlp',
-      width: 32 * factor,
-      depth: 1,
-      batchSize: 128,
-      parametrization,
-      results: [result('adam', adam), result('lamb', adam + 0.1), result('lopt:mulo-test', mine, 'learned'), result('lopt:mulo-test-sp', twin, 'learned')],
-      adamEnvelope: [],
-    });
-    const results: BenchResults = {
-      format: 'lopt-bench',
-      version: 1,
-      suite: 'generalization',
-      createdAt: new Date().toISOString(),
-      backend: 'wasm',
-      seeds: 1,
-      budget: 7,
-      maxGridExtensions: 3,
-      optimizers: ['adam', 'lamb', 'lopt:mulo-test', 'lopt:mulo-test-sp'],
-      tasks: [
+    const task = (name: string, axis: string, factor: number, mine: number, twin: number, adam: number, parametrization: 'mup' | 'sp' = 'mup') =>
+      taskResult(
+        name,
+        [result('adam', adam), result('lamb', adam + 0.1), result('lopt:mulo-test', mine, 'learned'), result('lopt:mulo-test-sp', twin, 'learned')],
+        { axis, factor, width: 32 * factor, parametrization },
+      );
+    const results = await writeBench(
+      benchDir,
+      'generalization',
+      ['adam', 'lamb', 'lopt:mulo-test', 'lopt:mulo-test-sp'],
+      [
         task('mlp-a', 'baseline', 1, 0.5, 0.6, 0.7),
         task('mlp-a-sp', 'baseline', 1, 0.65, 0.55, 0.6, 'sp'),
         task('mlp-b', 'width', 32, 0.9, 1.2, 0.8),
         task('mlp-b-sp', 'width', 32, 1.1, 0.85, 0.7, 'sp'),
         task('mlp-c', 'horizon', 25, 0.3, 0.32, 0.35),
       ],
-    };
-    await import('node:fs/promises').then((fs) => fs.mkdir(benchDir, { recursive: true }));
-    await writeFile(join(benchDir, 'results.json'), JSON.stringify(results));
+    );
     const out = join(dir, 'checkpoints');
     const written = await writeModelCard({ name: 'mulo-test', runDir, twin: { name: 'mulo-test-sp', runDir: twinDir }, benchDir, outDir: out });
     const { card, checkpoint } = written;
@@ -225,34 +248,15 @@ describe('model card', () => {
     await writeFile(recipeFile, JSON.stringify(r));
     const snapshots = [2, 4].map((n) => join(dir, 'continued.snapshots', `step-0000000${n}.lopt`));
     const selectionDir = join(dir, 'select');
-    await import('node:fs/promises').then((fs) => fs.mkdir(selectionDir, { recursive: true }));
-    const selTask = (name: string, adam: number, mine: [number, number]) => ({
-      task: name,
-      axis: null,
-      factor: null,
-      steps: 10,
-      family: 'mlp',
-      width: 32,
-      depth: 1,
-      batchSize: 128,
-      parametrization: 'mup' as const,
-      results: [result('adam', adam), result(`lopt:${snapshots[0]}`, mine[0], 'learned'), result(`lopt:${snapshots[1]}`, mine[1], 'learned')],
-      adamEnvelope: [],
-    });
-    const selection: BenchResults = {
-      format: 'lopt-bench',
-      version: 1,
-      suite: 'meta-validation',
-      createdAt: new Date().toISOString(),
-      backend: 'wasm',
-      seeds: 1,
-      budget: 7,
-      maxGridExtensions: 3,
-      optimizers: ['adam', ...snapshots.map((c) => `lopt:${c}`)],
-      // Step 2: ratios 1.2 and 1.5; step 4: 0.9 and 1.0, the lower geometric mean.
-      tasks: [selTask('val-a', 1, [1.2, 0.9]), selTask('val-b', 2, [3, 2])],
-    };
-    await writeFile(join(selectionDir, 'results.json'), JSON.stringify(selection));
+    const selTask = (name: string, adam: number, mine: [number, number]) =>
+      taskResult(name, [result('adam', adam), result(`lopt:${snapshots[0]}`, mine[0], 'learned'), result(`lopt:${snapshots[1]}`, mine[1], 'learned')]);
+    // Step 2: ratios 1.2 and 1.5; step 4: 0.9 and 1.0, the lower geometric mean.
+    await writeBench(
+      selectionDir,
+      'meta-validation',
+      ['adam', ...snapshots.map((c) => `lopt:${c}`)],
+      [selTask('val-a', 1, [1.2, 0.9]), selTask('val-b', 2, [3, 2])],
+    );
     const notes = join(dir, 'notes.md');
     await writeFile(notes, 'The next lever is *not* more steps.\n');
     const fresh = join(dir, 'out-fresh');

@@ -241,15 +241,7 @@ interface CardRunFlags {
 
 /** One run of `lopt card` (the main one, or the twin from its --twin-* flags) as writeModelCard takes it. */
 function cardRun(name: string, f: CardRunFlags): CardRun {
-  return {
-    name,
-    ...(f.run !== undefined ? { runDir: f.run } : {}),
-    ...(f.recipe !== undefined ? { recipe: f.recipe } : {}),
-    ...(f.continuation !== undefined ? { continuation: f.continuation } : {}),
-    ...(f.theta !== undefined ? { theta: f.theta } : {}),
-    ...(f.stoppedEarly === true ? { stoppedEarly: true } : {}),
-    ...(f.selection !== undefined ? { selectionDir: f.selection } : {}),
-  };
+  return { name, runDir: f.run, recipe: f.recipe, continuation: f.continuation, theta: f.theta, stoppedEarly: f.stoppedEarly, selectionDir: f.selection };
 }
 
 program
@@ -291,22 +283,22 @@ program
       },
     ) => {
       const twinFlags: CardRunFlags = {
-        ...(o.twin !== undefined ? { run: o.twin } : {}),
-        ...(o.twinRecipe !== undefined ? { recipe: o.twinRecipe } : {}),
-        ...(o.twinContinuation !== undefined ? { continuation: o.twinContinuation } : {}),
-        ...(o.twinTheta !== undefined ? { theta: o.twinTheta } : {}),
-        ...(o.twinStoppedEarly === true ? { stoppedEarly: true } : {}),
-        ...(o.twinSelection !== undefined ? { selection: o.twinSelection } : {}),
+        run: o.twin,
+        recipe: o.twinRecipe,
+        continuation: o.twinContinuation,
+        theta: o.twinTheta,
+        stoppedEarly: o.twinStoppedEarly,
+        selection: o.twinSelection,
       };
-      if (o.twinName === undefined && Object.keys(twinFlags).length > 0) throw new Error('card: the --twin-* options need --twin-name');
-      if (o.twinName !== undefined && twinFlags.run === undefined && twinFlags.continuation === undefined)
+      if (o.twinName === undefined && Object.values(twinFlags).some((v) => v !== undefined)) throw new Error('card: the --twin-* options need --twin-name');
+      if (o.twinName !== undefined && o.twin === undefined && o.twinContinuation === undefined)
         throw new Error("card: --twin-name needs the twin's run folder (--twin) or continuation file (--twin-continuation)");
       const { checkpoint } = await writeModelCard({
         ...cardRun(o.name, o),
         outDir: o.out ?? shippedCheckpointDir(),
-        ...(o.twinName !== undefined ? { twin: cardRun(o.twinName, twinFlags) } : {}),
-        ...(o.bench !== undefined ? { benchDir: o.bench } : {}),
-        ...(o.notes !== undefined ? { notes: o.notes } : {}),
+        twin: o.twinName !== undefined ? cardRun(o.twinName, twinFlags) : undefined,
+        benchDir: o.bench,
+        notes: o.notes,
       });
       console.log(`wrote ${checkpoint} and its card`);
     },
